@@ -1,0 +1,101 @@
+// The only reader of process.env. Every variable of DESIGN.md §7 is parsed and
+// validated here once at startup; a wrong value stops startup with a message that
+// names the variable. The result is frozen and passed down as options.
+import path from 'node:path'
+
+export type OpenTopicsPolicy = 'none' | 'authenticated' | 'anonymous'
+
+export interface Config {
+  readonly mqttPort: number
+  readonly httpPort: number
+  readonly host: string
+  readonly dataDir: string
+  /** null → generated once into the data dir (see plugins/auth/secret.ts) */
+  readonly jwtSecret: string | null
+  readonly openTopics: OpenTopicsPolicy
+  readonly databaseUrl: string | null
+  readonly redisUrl: string | null
+  readonly maxPayloadBytes: number
+  readonly sendRatePerS: number
+  readonly sendBurst: number
+  readonly receiptWindowMs: number
+  readonly pushWindowMs: number
+  readonly maxGroupMembers: number
+  /** per persistent session, events kept for an offline device (PostgreSQL stays the record) */
+  readonly offlineQueueMax: number
+  readonly logLevel: string
+}
+
+export class ConfigError extends Error {
+  constructor (readonly variable: string, detail: string) {
+    super(`${variable}: ${detail}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>
+
+function text (env: Env, name: string): string | undefined {
+  const v = env[name]
+  return v === undefined || v.trim() === '' ? undefined : v.trim()
+}
+
+function integer (env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = text(env, name)
+  if (raw === undefined) return fallback
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got ${JSON.stringify(raw)}`)
+  const n = Number(raw)
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`)
+  return n
+}
+
+function oneOf<T extends string> (env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = text(env, name)
+  if (raw === undefined) return fallback
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`)
+  }
+  return raw as T
+}
+
+function url (env: Env, name: string, protocols: readonly string[]): string | null {
+  const raw = text(env, name)
+  if (raw === undefined) return null
+  let parsed: URL
+  try {
+    parsed = new URL(raw)
+  } catch {
+    throw new ConfigError(name, 'is not a valid URL')
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must start with ${protocols.map(p => p + '//').join(' or ')}`)
+  }
+  return raw
+}
+
+export function loadConfig (env: Env = process.env): Config {
+  const jwtSecret = text(env, 'THREADLINE_JWT_SECRET') ?? null
+  if (jwtSecret !== null && jwtSecret.length < 16) {
+    throw new ConfigError('THREADLINE_JWT_SECRET', 'must be at least 16 characters')
+  }
+  const host = text(env, 'THREADLINE_HOST') ?? '0.0.0.0'
+  if (!/^[A-Za-z0-9.:-]+$/.test(host)) throw new ConfigError('THREADLINE_HOST', `is not a host name or address: ${JSON.stringify(host)}`)
+  return Object.freeze({
+    mqttPort: integer(env, 'THREADLINE_MQTT_PORT', 1883, 0, 65535),
+    httpPort: integer(env, 'THREADLINE_HTTP_PORT', 8080, 0, 65535),
+    host,
+    dataDir: path.resolve(text(env, 'THREADLINE_DATA_DIR') ?? './data'),
+    jwtSecret,
+    openTopics: oneOf(env, 'THREADLINE_OPEN_TOPICS', ['none', 'authenticated', 'anonymous'] as const, 'none'),
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    maxPayloadBytes: integer(env, 'THREADLINE_MAX_PAYLOAD_BYTES', 65536, 1024, 256 * 1024 * 1024),
+    sendRatePerS: integer(env, 'THREADLINE_SEND_RATE', 20, 1, 1_000_000),
+    sendBurst: integer(env, 'THREADLINE_SEND_BURST', 100, 1, 1_000_000),
+    receiptWindowMs: integer(env, 'THREADLINE_RECEIPT_WINDOW_MS', 500, 0, 60_000),
+    pushWindowMs: integer(env, 'THREADLINE_PUSH_WINDOW_MS', 200, 0, 60_000),
+    maxGroupMembers: integer(env, 'THREADLINE_MAX_GROUP_MEMBERS', 256, 2, 100_000),
+    offlineQueueMax: integer(env, 'THREADLINE_OFFLINE_QUEUE_MAX', 1000, 1, 1_000_000),
+    logLevel: oneOf(env, 'THREADLINE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info')
+  })
+}

@@ -1,0 +1,131 @@
+// Assembles one Threadline node: store, broker state, Aedes, plugins, listeners and the
+// sidecar; and takes it down again in order (DESIGN.md §7).
+import type net from 'node:net'
+import { Aedes, type PublishPacket } from 'aedes'
+import type { FastifyInstance } from 'fastify'
+import type { Config } from './config.js'
+import { createLogger, type Logger } from './logger.js'
+import { MembershipCache } from './membership.js'
+import { PluginRegistry } from './registry.js'
+import type { PluginContext } from './plugin.js'
+import { openStore, type Store } from './store/index.js'
+import { createBrokerState } from './broker-state.js'
+import { attachWebSocket, listenTcp } from './listeners.js'
+import { isChatNamespace } from '../plugins/acl/topics.js'
+import { authPlugin, TOKENS_SERVICE } from '../plugins/auth/index.js'
+import { aclPlugin } from '../plugins/acl/index.js'
+import { messagesPlugin, SEND_SERVICE, type SendService } from '../plugins/messages/index.js'
+import { resolveJwtSecret } from '../plugins/auth/secret.js'
+import { createTokenService, type TokenService } from '../plugins/auth/tokens.js'
+import { buildApp } from '../sync-api/app.js'
+
+/** Every plugin, in dependency order: the one list a new plugin adds itself to. */
+export const PLUGINS = [authPlugin, aclPlugin, messagesPlugin]
+
+export interface Threadline {
+  readonly config: Config
+  readonly log: Logger
+  readonly store: Store
+  readonly broker: Aedes
+  readonly app: FastifyInstance
+  readonly tokens: TokenService
+  readonly mqttPort: number
+  readonly httpPort: number
+  /** Graceful: stop accepting, finish in-flight sends, close sessions, close the store. */
+  close(): Promise<void>
+}
+
+export async function startThreadline (config: Config, log: Logger = createLogger(config.logLevel)): Promise<Threadline> {
+  const store = await openStore(config, log)
+  const cleanups: Array<() => Promise<void>> = [() => store.close()]
+  const unwind = async (): Promise<void> => {
+    for (const fn of cleanups.splice(0).reverse()) await fn().catch((err: unknown) => log.error({ err }, 'shutdown step failed'))
+  }
+  try {
+    const { secret, generatedAt } = await resolveJwtSecret(config)
+    if (generatedAt !== null) log.warn({ file: generatedAt }, 'THREADLINE_JWT_SECRET is not set: using a secret generated into the data dir (fine for development, set it in production)')
+    const tokens = createTokenService(secret)
+
+    const state = createBrokerState(config)
+    cleanups.push(() => state.close())
+    const broker = await Aedes.createBroker({
+      persistence: state.persistence,
+      mq: state.mq,
+      // a stuck subscriber must not stall delivery to everyone else
+      drainTimeout: 30_000,
+      // clientIds are <sub>:<deviceId>, up to 129 chars, even for MQTT 3.1 clients
+      maxClientsIdLength: 129
+    })
+    cleanups.push(() => new Promise<void>(resolve => broker.close(() => resolve())))
+    dropRawChatPackets(broker)
+    broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
+    broker.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'connection error'))
+
+    const membership = new MembershipCache(store, log.child({ part: 'membership' }))
+    membership.attach(broker)
+    const publish = (topic: string, payload: Buffer | string, opts: { qos?: 0 | 1, retain?: boolean } = {}): Promise<void> =>
+      new Promise((resolve, reject) => {
+        broker.publish({
+          cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+          qos: opts.qos ?? 1, retain: opts.retain ?? false, dup: false
+        }, (err) => (err ? reject(err) : resolve()))
+      })
+
+    const services = new Map<string, unknown>([[TOKENS_SERVICE, tokens]])
+    const ctx: PluginContext = { config, log, store, broker, membership, publish, services }
+    const registry = new PluginRegistry()
+    for (const plugin of PLUGINS) registry.register(plugin)
+    await registry.start(broker, ctx)
+    cleanups.push(() => registry.stop())
+
+    const app = await buildApp({
+      config, log, store, tokens, membership, publish,
+      sends: services.get(SEND_SERVICE) as SendService,
+      checks: state.ping !== null ? [{ name: 'redis', check: state.ping }] : []
+    })
+    cleanups.push(() => app.close())
+    await app.listen({ port: config.httpPort, host: config.host })
+    attachWebSocket(broker, app.server, config.maxPayloadBytes, log)
+    const tcp = await listenTcp(broker, config.mqttPort, config.host)
+    cleanups.push(() => closeServer(tcp))
+
+    const mqttPort = (tcp.address() as net.AddressInfo).port
+    const httpPort = (app.server.address() as net.AddressInfo).port
+    log.info({ mqttPort, httpPort, host: config.host, store: store.driver, redis: config.redisUrl !== null, plugins: registry.names }, 'threadline is up')
+
+    let closing: Promise<void> | null = null
+    return {
+      config, log, store, broker, app, tokens, mqttPort, httpPort,
+      close: () => (closing ??= (async () => {
+        // stop accepting first: new TCP connections and new HTTP requests/upgrades
+        tcp.close()
+        app.server.close()
+        // then let accepted sends commit before sessions go away
+        await (services.get(SEND_SERVICE) as SendService).drain()
+        await unwind()
+        log.info('threadline stopped')
+      })())
+    }
+  } catch (err) {
+    await unwind()
+    throw err
+  }
+}
+
+function closeServer (server: net.Server): Promise<void> {
+  return new Promise(resolve => server.close(() => resolve()))
+}
+
+/**
+ * Client packets to chat topics are acted on in authorizePublish and acknowledged, but
+ * never routed as they are (DESIGN.md §3: "the raw packet of send, read and presence
+ * never reaches any subscriber"). Dropping them here also spares a cluster the Redis
+ * round trip of a packet nobody may receive.
+ */
+function dropRawChatPackets (broker: Aedes): void {
+  const publish = broker.publish.bind(broker) as (packet: PublishPacket, client: unknown, done: (err?: Error) => void) => void
+  ;(broker as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
+    if (typeof client === 'object' && client !== null && isChatNamespace(packet.topic)) return done()
+    publish(packet, client, done)
+  }
+}

@@ -1,0 +1,87 @@
+// Schema of DESIGN.md §5. Migrations run at every startup: each is applied once, in
+// order, inside one transaction that holds an advisory lock, so two nodes starting at
+// the same time against one PostgreSQL do not race. Append new migrations; never edit
+// an applied one.
+import type { Store } from './store.js'
+
+export const migrations: ReadonlyArray<readonly string[]> = [
+  statements(`
+  CREATE TABLE users (
+    id text PRIMARY KEY,
+    display_name text NOT NULL,
+    presence_visibility text NOT NULL DEFAULT 'everyone'
+      CHECK (presence_visibility IN ('everyone', 'contacts', 'nobody')),
+    last_seen timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE TABLE conversations (
+    id uuid PRIMARY KEY,
+    type text NOT NULL CHECK (type IN ('direct', 'group')),
+    title text,
+    created_by text NOT NULL REFERENCES users (id),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    last_seq bigint NOT NULL DEFAULT 0,
+    last_event_at timestamptz NOT NULL DEFAULT now(),
+    -- 'a|b' with a < b for direct conversations: one direct conversation per pair
+    direct_key text UNIQUE
+  );
+  CREATE INDEX conversations_last_event_at ON conversations (last_event_at DESC, id);
+  CREATE TABLE members (
+    conv_id uuid NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    user_id text NOT NULL REFERENCES users (id),
+    role text NOT NULL DEFAULT 'member' CHECK (role IN ('member', 'admin')),
+    joined_at timestamptz NOT NULL DEFAULT now(),
+    delivered_seq bigint NOT NULL DEFAULT 0,
+    read_seq bigint NOT NULL DEFAULT 0,
+    muted_until timestamptz,
+    PRIMARY KEY (conv_id, user_id)
+  );
+  CREATE INDEX members_user_id ON members (user_id);
+  CREATE TABLE events (
+    conv_id uuid NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    seq bigint NOT NULL,
+    sender_id text NOT NULL,
+    client_msg_id text NOT NULL,
+    type text NOT NULL CHECK (type IN ('text', 'reaction', 'edit', 'delete')),
+    body jsonb NOT NULL DEFAULT '{}'::jsonb,
+    target_seq bigint,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (conv_id, seq),
+    UNIQUE (conv_id, sender_id, client_msg_id)
+  );
+  CREATE INDEX events_target ON events (conv_id, target_seq) WHERE target_seq IS NOT NULL;
+  CREATE TABLE devices (
+    user_id text NOT NULL REFERENCES users (id),
+    device_id text NOT NULL,
+    platform text NOT NULL CHECK (platform IN ('ios', 'android', 'web')),
+    push_token text,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, device_id)
+  );
+  `)
+]
+
+// one statement per query: PGlite's extended protocol takes no multi-statement strings
+function statements (script: string): string[] {
+  return script.split(/;\s*\n/).map(s => s.trim()).filter(s => s !== '')
+}
+
+// any constant of our own: the lock only has to be the same on every node
+const MIGRATION_LOCK_KEY = 7_310_541
+
+export async function migrate (store: Store): Promise<number> {
+  return await store.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY])
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`)
+    const rows = await tx.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations')
+    const current = rows[0]?.v ?? 0
+    for (let version = current + 1; version <= migrations.length; version++) {
+      for (const statement of migrations[version - 1] ?? []) await tx.query(statement)
+      await tx.query('INSERT INTO schema_migrations (version) VALUES ($1)', [version])
+    }
+    return migrations.length - current
+  })
+}

@@ -1,0 +1,126 @@
+// Who may publish and subscribe to what (DESIGN.md §2 and §3), checked at PUBLISH,
+// at SUBSCRIBE and again at every delivery: Aedes 1.x stores every topic of a
+// persistent session's SUBSCRIBE even when part of it got 0x80, and a member removed
+// from a conversation keeps old subscriptions.
+import type { AedesPublishPacket, Client } from 'aedes'
+import type { PluginContext, ThreadlinePlugin } from '../../broker/plugin.js'
+import { identityOf, type Identity } from '../../broker/identity.js'
+import { INTEGRATOR_EVENTS_FILTER, isChatNamespace, parseChatTopic } from './topics.js'
+
+class ProtocolViolation extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ProtocolViolation'
+  }
+}
+
+function openTopicsAllowed (ctx: PluginContext, identity: Identity | null): boolean {
+  switch (ctx.config.openTopics) {
+    case 'none': return false
+    case 'authenticated': return identity !== null
+    case 'anonymous': return true
+  }
+}
+
+/** Client → broker topics of the design; anything else in a chat namespace closes the connection. */
+function checkPublish (ctx: PluginContext, client: Client, topic: string): void {
+  const identity = identityOf(client)
+  if (!isChatNamespace(topic)) {
+    if (!openTopicsAllowed(ctx, identity)) throw new ProtocolViolation(`publishing to ${topic} is not allowed (THREADLINE_OPEN_TOPICS=${ctx.config.openTopics})`)
+    return
+  }
+  if (identity === null) throw new ProtocolViolation('chat topics need a token')
+  const parsed = parseChatTopic(topic)
+  if (parsed === null) throw new ProtocolViolation(`${topic} is not a topic clients publish to`)
+  switch (parsed.kind) {
+    case 'send': case 'typing': case 'read':
+      break
+    case 'presence-set':
+      if (parsed.userId !== identity.userId) throw new ProtocolViolation('only your own presence can be set')
+      break
+    default:
+      throw new ProtocolViolation(`only the broker publishes to ${topic}`)
+  }
+}
+
+async function checkSubscribe (ctx: PluginContext, identity: Identity | null, filter: string): Promise<boolean> {
+  if (!isChatNamespace(filter) && !filter.startsWith('+') && !filter.startsWith('#')) {
+    return openTopicsAllowed(ctx, identity)
+  }
+  if (identity === null) {
+    // anonymous/open-topic clients may use wildcards that span namespaces; deliveries
+    // from the chat namespaces are withheld from them in authorizeForward
+    return (filter.startsWith('+') || filter.startsWith('#')) && openTopicsAllowed(ctx, identity)
+  }
+  if (filter === INTEGRATOR_EVENTS_FILTER) return identity.role === 'integrator' || identity.role === 'admin'
+  const parsed = parseChatTopic(filter)
+  if (parsed === null) return false // #, +/…, conv/<c>/#, $SYS/#, other users' shapes
+  switch (parsed.kind) {
+    case 'inbox': return parsed.userId === identity.userId
+    case 'events': case 'typing': case 'receipts':
+      return await ctx.membership.isMember(parsed.convId, identity.userId)
+    case 'presence': return await presenceVisible(ctx, identity.userId, parsed.userId)
+    default: return false // send, read, user/<u>/presence: client → broker only
+  }
+}
+
+/** presence/<u> subject to <u>'s setting: everyone, contacts (shares a conversation), nobody */
+async function presenceVisible (ctx: PluginContext, viewer: string, subject: string): Promise<boolean> {
+  if (viewer === subject) return true
+  const rows = await ctx.store.query<{ visible: boolean }>(
+    `SELECT CASE u.presence_visibility
+       WHEN 'everyone' THEN true
+       WHEN 'nobody' THEN false
+       ELSE EXISTS (SELECT 1 FROM members a JOIN members b USING (conv_id) WHERE a.user_id = $1 AND b.user_id = $2)
+     END AS visible
+     FROM users u WHERE u.id = $2`, [viewer, subject])
+  return rows[0]?.visible ?? false
+}
+
+/** The delivery-time check: synchronous, on every packet to every client. */
+function checkForward (ctx: PluginContext, client: Client, packet: AedesPublishPacket): boolean {
+  const topic = packet.topic
+  if (!isChatNamespace(topic)) return true
+  if (topic.startsWith('$')) return true // $SYS; clients reach it only through filters the ACL allowed
+  const identity = identityOf(client)
+  if (identity === null) return false
+  const parsed = parseChatTopic(topic)
+  if (parsed === null) return false
+  switch (parsed.kind) {
+    case 'inbox': return parsed.userId === identity.userId
+    case 'events': case 'typing': case 'receipts':
+      return ctx.membership.convsOf(identity.userId)?.has(parsed.convId) ?? false
+    case 'presence': return true
+    default: return false // raw send/read/presence packets never reach subscribers
+  }
+}
+
+export const aclPlugin: ThreadlinePlugin = {
+  name: 'acl',
+  dependencies: ['auth'],
+  hooks: (ctx) => {
+    const log = ctx.log.child({ plugin: 'acl' })
+    return {
+      authorizePublish (client, packet) {
+        try {
+          checkPublish(ctx, client, packet.topic)
+        } catch (err) {
+          log.info({ clientId: client.id, topic: packet.topic, reason: (err as Error).message }, 'publish refused: closing the connection')
+          throw err
+        }
+      },
+      async authorizeSubscribe (client, sub) {
+        const ok = await checkSubscribe(ctx, identityOf(client), sub.topic)
+        if (!ok) {
+          log.info({ clientId: client.id, topic: sub.topic }, 'subscription refused')
+          return null
+        }
+        // inbox and events are QoS 1 topics; typing, receipts, presence QoS 0
+        return sub
+      },
+      authorizeForward (client, packet) {
+        return checkForward(ctx, client, packet) ? packet : null
+      }
+    }
+  }
+}

@@ -1,0 +1,43 @@
+// The topic grammar of DESIGN.md §3, parsed once for every hook that needs it.
+import { isId, isUuid } from '../../schemas/ids.js'
+
+export type ChatTopic =
+  | { kind: 'send' | 'typing' | 'read' | 'events' | 'receipts', convId: string }
+  | { kind: 'inbox' | 'presence-set', userId: string }
+  | { kind: 'presence', userId: string }
+
+/** user/, conv/, presence/ and $… belong to Threadline; everything else is an open topic. */
+export function isChatNamespace (topic: string): boolean {
+  return topic.startsWith('user/') || topic.startsWith('conv/') || topic.startsWith('presence/') ||
+    topic.startsWith('$') || topic === 'user' || topic === 'conv' || topic === 'presence'
+}
+
+const CONV_KINDS = new Set(['send', 'typing', 'read', 'events', 'receipts'])
+
+/**
+ * A concrete (wildcard-free) chat topic, or null when the topic is not one of the
+ * design's. Conversation ids must be UUIDs except on `send`, where a bad id is a
+ * rejected send (bad_request), not a protocol violation.
+ */
+export function parseChatTopic (topic: string): ChatTopic | null {
+  const parts = topic.split('/')
+  if (parts.length === 3 && parts[0] === 'conv' && CONV_KINDS.has(parts[2] as string)) {
+    const convId = parts[1] as string
+    const kind = parts[2] as 'send' | 'typing' | 'read' | 'events' | 'receipts'
+    if (convId === '' || convId.includes('+') || convId.includes('#')) return null
+    if (kind !== 'send' && !isUuid(convId)) return null
+    return { kind, convId }
+  }
+  if (parts.length === 3 && parts[0] === 'user' && isId(parts[1] as string)) {
+    if (parts[2] === 'inbox') return { kind: 'inbox', userId: parts[1] as string }
+    if (parts[2] === 'presence') return { kind: 'presence-set', userId: parts[1] as string }
+  }
+  if (parts.length === 2 && parts[0] === 'presence' && isId(parts[1] as string)) {
+    return { kind: 'presence', userId: parts[1] as string }
+  }
+  return null
+}
+
+export const inboxTopic = (userId: string): string => `user/${userId}/inbox`
+export const eventsTopic = (convId: string): string => `conv/${convId}/events`
+export const INTEGRATOR_EVENTS_FILTER = 'conv/+/events'

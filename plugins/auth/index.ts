@@ -1,0 +1,91 @@
+// JWT verification at CONNECT (DESIGN.md §2): username = sub, password = token,
+// clientId = <sub>:<deviceId>. Anonymous clients only under THREADLINE_OPEN_TOPICS=anonymous.
+import type { Client } from 'aedes'
+import type { ThreadlinePlugin, PluginContext, ConnectInfo } from '../../broker/plugin.js'
+import { ConnectRefusal } from '../../broker/plugin.js'
+import { setIdentity, type Identity } from '../../broker/identity.js'
+import { isId } from '../../schemas/ids.js'
+import { TokenError, type TokenService } from './tokens.js'
+
+export const TOKENS_SERVICE = 'auth.tokens'
+
+// setTimeout's ceiling; a longer-lived token re-arms its timer when this fires
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+function refuseAnonymous (ctx: PluginContext, info: ConnectInfo): void {
+  if (ctx.config.openTopics !== 'anonymous') {
+    throw new ConnectRefusal(5, 'a token is required: username = user id, password = token')
+  }
+  // clientIds of the form <user>:<device> belong to token holders: an anonymous client
+  // must never take over a user's session
+  if (info.clientId.includes(':')) throw new ConnectRefusal(2, 'clientIds with ":" are reserved for token holders')
+}
+
+function verifyToken (tokens: TokenService, info: ConnectInfo): Identity {
+  let claims
+  try {
+    claims = tokens.verify((info.password as Buffer).toString('utf8'))
+  } catch (err) {
+    if (err instanceof TokenError) throw new ConnectRefusal(4, err.message)
+    throw err
+  }
+  if (info.username !== claims.sub) throw new ConnectRefusal(4, 'username must be the token\'s sub')
+  const colon = info.clientId.indexOf(':')
+  const owner = info.clientId.slice(0, colon)
+  const deviceId = info.clientId.slice(colon + 1)
+  if (colon < 0 || owner !== claims.sub || !isId(deviceId)) {
+    throw new ConnectRefusal(5, 'clientId must be <sub>:<deviceId>, deviceId 1–64 chars of [A-Za-z0-9_.-]')
+  }
+  return { userId: claims.sub, deviceId, role: claims.role, name: claims.name, expiresAt: claims.exp * 1000 }
+}
+
+/** A live session whose token expires is disconnected (DESIGN.md §2). */
+function disconnectAtExpiry (client: Client, expiresAt: number): () => void {
+  let timer: NodeJS.Timeout
+  const arm = (): void => {
+    const left = expiresAt - Date.now()
+    if (left <= 0) return client.close()
+    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS))
+    timer.unref()
+  }
+  arm()
+  return () => clearTimeout(timer)
+}
+
+export const authPlugin: ThreadlinePlugin = {
+  name: 'auth',
+  hooks: (ctx) => {
+    const tokens = ctx.services.get(TOKENS_SERVICE) as TokenService
+    const log = ctx.log.child({ plugin: 'auth' })
+    return {
+      async authenticate (client, info) {
+        // [MQTT-3.1.3-8]: an empty clientId needs clean=true; answered with CONNACK 2
+        if (info.clientId === '' && !info.clean) throw new ConnectRefusal(2, 'an empty clientId needs clean session')
+        if (info.password === undefined) {
+          if (info.username !== undefined) throw new ConnectRefusal(4, 'a password (the token) is required with a username')
+          refuseAnonymous(ctx, info)
+          return
+        }
+        const identity = verifyToken(tokens, info)
+        await ctx.store.query(
+          `INSERT INTO users (id, display_name) VALUES ($1, $2)
+           ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name
+           WHERE $3 AND users.display_name IS DISTINCT FROM EXCLUDED.display_name`,
+          [identity.userId, identity.name ?? identity.userId, identity.name !== null])
+        await ctx.membership.retain(identity.userId)
+        setIdentity(client, identity)
+        const stopTimer = disconnectAtExpiry(client, identity.expiresAt)
+        let released = false
+        const release = (): void => {
+          if (released) return
+          released = true
+          stopTimer()
+          ctx.membership.release(identity.userId)
+        }
+        if (client.closed || client.conn.destroyed) release()
+        else client.conn.once('close', release)
+        log.debug({ clientId: client.id, userId: identity.userId }, 'authenticated')
+      }
+    }
+  }
+}

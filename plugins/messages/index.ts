@@ -1,0 +1,62 @@
+// conv/<c>/send over MQTT (DESIGN.md §3, §4): PUBACK only after the commit; a
+// rejected send is PUBACKed and answered with an error event on the sender's inbox;
+// when the store is down there is no PUBACK and the connection closes so the client's
+// session resends.
+import type { Client, PublishPacket } from 'aedes'
+import type { PluginContext, ThreadlinePlugin } from '../../broker/plugin.js'
+import { identityOf } from '../../broker/identity.js'
+import { ThreadlineError } from '../../schemas/index.js'
+import { inboxTopic, parseChatTopic } from '../acl/topics.js'
+import { errorEnvelope } from './envelopes.js'
+import { parseJsonPayload } from './parse-send.js'
+import { SendService } from './send-service.js'
+
+export const SEND_SERVICE = 'messages.send'
+
+export { SendService } from './send-service.js'
+
+function clientMsgIdOf (body: unknown): string | undefined {
+  const id = (body as { client_msg_id?: unknown } | null)?.client_msg_id
+  return typeof id === 'string' && id.length <= 64 ? id : undefined
+}
+
+function handleSend (ctx: PluginContext, service: SendService, client: Client, packet: PublishPacket, convId: string): void | Promise<void> {
+  const identity = identityOf(client)
+  if (identity === null) return // the ACL refuses chat topics to anonymous clients
+  let body: unknown
+  const answer = (err: ThreadlineError): void => {
+    const envelope = errorEnvelope(err, { conv_id: convId, ...(clientMsgIdOf(body) !== undefined ? { client_msg_id: clientMsgIdOf(body) } : {}) })
+    ctx.publish(inboxTopic(identity.userId), JSON.stringify(envelope)).catch((e: unknown) => ctx.log.error({ err: e }, 'error event not published'))
+  }
+  try {
+    if (packet.qos === 0) throw new ThreadlineError('bad_request', 'sends need QoS 1: a QoS 0 send cannot be acknowledged')
+    body = parseJsonPayload(packet.payload, ctx.config.maxPayloadBytes)
+  } catch (err) {
+    answer(err as ThreadlineError)
+    return
+  }
+  return service.send(identity.userId, convId, body).then(() => undefined, (err: ThreadlineError) => {
+    answer(err)
+    // no PUBACK: closing the connection makes the client's session resend (DESIGN.md §4)
+    if (err.code === 'unavailable') throw err
+  })
+}
+
+export const messagesPlugin: ThreadlinePlugin = {
+  name: 'messages',
+  dependencies: ['auth', 'acl'],
+  async setup (ctx) {
+    const service = new SendService(ctx.store, (topic, payload) => ctx.publish(topic, payload), ctx.log.child({ plugin: 'messages' }))
+    ctx.services.set(SEND_SERVICE, service)
+    return async () => { await service.drain() }
+  },
+  hooks: (ctx) => {
+    const service = ctx.services.get(SEND_SERVICE) as SendService
+    return {
+      authorizePublish (client, packet) {
+        const topic = parseChatTopic(packet.topic)
+        if (topic?.kind === 'send') return handleSend(ctx, service, client, packet, topic.convId)
+      }
+    }
+  }
+}

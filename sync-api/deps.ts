@@ -1,0 +1,21 @@
+// What the sidecar needs from the broker process. broker/server.ts builds it; tests
+// build it the same way (no mocks of our own parts).
+import type { Config } from '../broker/config.js'
+import type { Logger } from '../broker/logger.js'
+import type { MembershipCache } from '../broker/membership.js'
+import type { Store } from '../broker/store/index.js'
+import type { TokenService } from '../plugins/auth/tokens.js'
+import type { SendService } from '../plugins/messages/send-service.js'
+
+export interface SyncApiDeps {
+  readonly config: Config
+  readonly log: Logger
+  readonly store: Store
+  readonly tokens: TokenService
+  readonly sends: SendService
+  readonly membership: MembershipCache
+  /** Publishes a broker-originated QoS 1 packet (membership envelopes to inboxes, say). */
+  publish(topic: string, payload: Buffer | string): Promise<void>
+  /** Readiness of parts besides the store (Redis), for /readyz. */
+  readonly checks: ReadonlyArray<{ name: string, check: () => Promise<void> }>
+}
