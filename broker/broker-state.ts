@@ -22,11 +22,15 @@ export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQue
   if (config.redisUrl === null) {
     return { persistence: undefined, mq: undefined, ping: null, async close () {} }
   }
-  // CommonJS packages; aedes-persistence-redis 11.2 keeps the async (aedes 1.x) API in this file
-  const AsyncRedisPersistence = require('aedes-persistence-redis/asyncPersistence.js') as new (opts: object) => Destroyable
+  // CommonJS packages. The package's main export is what Aedes 1.x takes (its MIGRATION.md
+  // names aedes-persistence-redis >= 11.2.1): promise methods plus Node streams from
+  // createRetainedStreamCombi/outgoingStream/streamWill, which Aedes .pipe()s. Its
+  // asyncPersistence.js alone answers those with bare async generators, and the first
+  // SUBSCRIBE then throws `stream.pipe is not a function` out of Aedes.
+  const redisPersistence = require('aedes-persistence-redis') as (opts: object) => Destroyable
   const MQEmitterRedis = require('mqemitter-redis') as (opts: object) => unknown
   const conn = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 })
-  const persistence = new AsyncRedisPersistence({ conn, maxSessionDelivery: config.offlineQueueMax })
+  const persistence = redisPersistence({ conn, maxSessionDelivery: config.offlineQueueMax })
   const mq = MQEmitterRedis({ connectionString: config.redisUrl })
   return {
     persistence,

@@ -29,6 +29,7 @@ export interface Threadline {
   readonly broker: Aedes
   readonly app: FastifyInstance
   readonly tokens: TokenService
+  readonly membership: MembershipCache
   readonly mqttPort: number
   readonly httpPort: number
   /** Graceful: stop accepting, finish in-flight sends, close sessions, close the store. */
@@ -95,7 +96,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
 
     let closing: Promise<void> | null = null
     return {
-      config, log, store, broker, app, tokens, mqttPort, httpPort,
+      config, log, store, broker, app, tokens, membership, mqttPort, httpPort,
       close: () => (closing ??= (async () => {
         // stop accepting first: new TCP connections and new HTTP requests/upgrades
         tcp.close()

@@ -1,0 +1,107 @@
+// `npm test`: start throwaway PostgreSQL and Redis (unless DATABASE_URL / REDIS_URL point at
+// servers already), run tap with any extra CLI args, print "N passed, M failed", stop everything.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ensurePackages } from './services/debian.js'
+import { startPostgres } from './services/postgres.js'
+import { startRedis } from './services/redis.js'
+import { type Defer, UsageError, signalExitCode } from './services/util.js'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const cleanups: Array<() => Promise<unknown>> = []
+const defer: Defer = fn => { cleanups.push(fn) }
+// A reader that goes away (`npm test | head`) must not crash us before the services stop.
+process.stdout.on('error', () => {})
+
+// On a signal we don't exit on the spot: tap must wind down first, then the services stop.
+let interrupted: NodeJS.Signals | undefined
+let tap: ChildProcess | undefined
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    if (!interrupted) console.error(`\n[test] ${sig}: stopping tests and services`)
+    interrupted = sig
+    tap?.kill(sig)
+  })
+}
+/** Called between startup steps so an interrupt doesn't go on to start the next service. */
+function checkInterrupted(): void {
+  if (interrupted) throw new Error(`interrupted by ${interrupted}`)
+}
+
+async function main(args: string[]): Promise<number> {
+  const env = { ...process.env }
+  await ensurePackages({ postgres: !env.DATABASE_URL, redis: !env.REDIS_URL })
+  if (!env.DATABASE_URL) {
+    checkInterrupted()
+    env.DATABASE_URL = await startPostgres(defer)
+    console.error(`[test] PostgreSQL ready at ${env.DATABASE_URL}`)
+  }
+  if (!env.REDIS_URL) {
+    checkInterrupted()
+    env.REDIS_URL = await startRedis(defer)
+    console.error(`[test] Redis ready at ${env.REDIS_URL}`)
+  }
+  checkInterrupted()
+  return runTap(args, env)
+}
+
+function runTap(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  // The local bin rather than npx: npx would go to the registry if node_modules is incomplete.
+  const bin = path.join(root, 'node_modules', '.bin', 'tap')
+  if (!existsSync(bin)) throw new UsageError('tap is not installed: run `npm ci` first')
+  // We pipe tap's stdout, so it can't see the terminal: keep its colored report for humans.
+  const color = process.stdout.isTTY ? ['--color'] : []
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, [...color, ...args], { cwd: root, env, stdio: ['inherit', 'pipe', 'inherit'] })
+    tap = child
+    let tail = ''
+    child.stdout!.setEncoding('utf8')
+    child.stdout!.on('data', (chunk: string) => {
+      process.stdout.write(chunk)
+      tail = (tail + chunk).slice(-16_384)
+    })
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      const exit = code ?? signalExitCode(signal)
+      process.stdout.write(`${tail.endsWith('\n') ? '' : '\n'}${summary(tail, exit)}\n`)
+      resolve(exit)
+    })
+  })
+}
+
+/** "N passed, M failed" from tap's closing `# { total: X, pass: Y, fail: Z }` line. */
+function summary(output: string, exit: number): string {
+  // eslint-disable-next-line no-control-regex
+  const plain = output.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+  const last = [...plain.matchAll(/^# \{ (.*) \}\s*$/gm)].at(-1)
+  if (last?.[1] !== undefined) {
+    const counts = new Map([...last[1].matchAll(/(\w+): (\d+)/g)].map(m => [m[1], Number(m[2])]))
+    if (exit !== 0 && !counts.get('fail')) console.error(`[test] tap exited with code ${exit}`)
+    return `${counts.get('pass') ?? 0} passed, ${counts.get('fail') ?? 0} failed`
+  }
+  // No summary (tap crashed, was killed, or bailed out early): all we know is the exit code.
+  console.error(`[test] tap printed no summary; it exited with code ${exit}`)
+  return exit === 0 ? '0 passed, 0 failed' : '0 passed, 1 failed'
+}
+
+let code: number
+try {
+  code = await main(process.argv.slice(2))
+} catch (err) {
+  if (interrupted) code = signalExitCode(interrupted)
+  else {
+    console.error(`[test] ${err instanceof UsageError ? err.message : err instanceof Error ? err.stack : err}`)
+    code = 1
+  }
+}
+if (interrupted && code === 0) code = signalExitCode(interrupted)
+for (const fn of cleanups.reverse()) {
+  try {
+    await fn()
+  } catch (err) {
+    console.error('[test] cleanup failed:', err)
+  }
+}
+process.exit(code)
