@@ -15,8 +15,13 @@ export async function openPgStore (connectionString: string, log: { error: (o: o
   // An idle client losing its server must not crash the process: the next query fails
   // with `unavailable` and the pool reconnects.
   pool.on('error', (err) => log.error({ err }, 'idle PostgreSQL connection failed'))
+  let closed = false
+  const check = (): void => {
+    if (closed) throw new StoreUnavailableError(new Error('the store is closed'))
+  }
 
   async function query<R = Row> (sql: string, params?: readonly unknown[]): Promise<R[]> {
+    check()
     try {
       const res = await pool.query(sql, params as unknown[] | undefined)
       return res.rows as R[]
@@ -29,6 +34,7 @@ export async function openPgStore (connectionString: string, log: { error: (o: o
     driver: 'pg',
     query,
     async transaction (fn) {
+      check()
       let client: pg.PoolClient
       try {
         client = await pool.connect()
@@ -60,6 +66,10 @@ export async function openPgStore (connectionString: string, log: { error: (o: o
       }
     },
     async ping () { await query('SELECT 1') },
-    async close () { await pool.end() }
+    async close () {
+      if (closed) return
+      closed = true
+      await pool.end()
+    }
   }
 }

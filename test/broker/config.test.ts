@@ -1,0 +1,53 @@
+import { spawn } from 'node:child_process'
+import t from 'tap'
+import { ConfigError, loadConfig } from '../../broker/config.js'
+
+t.test('defaults are the embedded ones of DESIGN.md §7', async (t) => {
+  const c = loadConfig({})
+  t.match(c, { mqttPort: 1883, httpPort: 8080, host: '0.0.0.0', jwtSecret: null, openTopics: 'none', databaseUrl: null, redisUrl: null, maxPayloadBytes: 65536, sendRatePerS: 20, sendBurst: 100, receiptWindowMs: 500, pushWindowMs: 200 })
+  t.ok(c.dataDir.endsWith('/data'))
+  t.ok(Object.isFrozen(c), 'frozen once validated')
+})
+
+t.test('every wrong value stops with a message that names the variable', async (t) => {
+  const bad: Array<[string, string, RegExp]> = [
+    ['THREADLINE_MQTT_PORT', 'eighty', /whole number/],
+    ['THREADLINE_MQTT_PORT', '70000', /between 0 and 65535/],
+    ['THREADLINE_HTTP_PORT', '-1', /whole number/],
+    ['THREADLINE_HOST', 'my host', /not a host/],
+    ['THREADLINE_JWT_SECRET', 'short', /at least 16/],
+    ['THREADLINE_OPEN_TOPICS', 'everyone', /none, authenticated, anonymous/],
+    ['DATABASE_URL', 'not a url', /not a valid URL/],
+    ['DATABASE_URL', 'mysql://localhost/db', /postgres/],
+    ['REDIS_URL', 'http://localhost', /redis/],
+    ['THREADLINE_MAX_PAYLOAD_BYTES', '10', /between/],
+    ['THREADLINE_SEND_RATE', '0', /between/],
+    ['THREADLINE_SEND_BURST', '1.5', /whole number/],
+    ['THREADLINE_RECEIPT_WINDOW_MS', 'soon', /whole number/],
+    ['THREADLINE_PUSH_WINDOW_MS', '9999999', /between/],
+    ['THREADLINE_LOG_LEVEL', 'loud', /one of/]
+  ]
+  for (const [name, value, why] of bad) {
+    let err: unknown = null
+    try {
+      loadConfig({ [name]: value })
+    } catch (e) {
+      err = e
+    }
+    t.ok(err instanceof ConfigError, `${name}=${value} is refused`)
+    t.equal((err as ConfigError).variable, name)
+    t.match((err as Error).message, new RegExp(`^${name}: .*${why.source}`), `${name}=${value}: ${(err as Error).message}`)
+  }
+})
+
+t.test('npm start with a wrong value exits 2 and says which variable', async (t) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts'], {
+    env: { ...process.env, THREADLINE_OPEN_TOPICS: 'sometimes', DATABASE_URL: '' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const code = await new Promise<number | null>(resolve => child.on('exit', resolve))
+  t.equal(code, 2)
+  t.match(stderr, /configuration error: THREADLINE_OPEN_TOPICS: must be one of none, authenticated, anonymous/)
+})
