@@ -18,8 +18,14 @@ export async function listenTcp (broker: Aedes, port: number, host: string): Pro
   return server
 }
 
+export interface WebSocketEntry {
+  /** Refuses new upgrades (503); open MQTT sessions are closed with the broker. */
+  stopAccepting(): void
+}
+
 /** Routes HTTP upgrades of /mqtt to Aedes; any other upgrade is refused. */
-export function attachWebSocket (broker: Aedes, http: HttpServer, maxPayloadBytes: number, log: Logger): WebSocketServer {
+export function attachWebSocket (broker: Aedes, http: HttpServer, maxPayloadBytes: number, log: Logger): WebSocketEntry {
+  let accepting = true
   const wss = new WebSocketServer({
     noServer: true,
     // MQTT packets carry their own framing; the cap keeps one frame from holding the heap
@@ -28,15 +34,17 @@ export function attachWebSocket (broker: Aedes, http: HttpServer, maxPayloadByte
   })
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0]
-    if (path !== '/mqtt') {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
-      return
-    }
+    if (path !== '/mqtt') return refuse(socket, '404 Not Found')
+    if (!accepting) return refuse(socket, '503 Service Unavailable')
     wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = createWebSocketStream(ws)
       stream.on('error', (err) => log.debug({ err }, 'websocket stream error'))
       broker.handle(stream, req)
     })
   })
-  return wss
+  return { stopAccepting: () => { accepting = false } }
+}
+
+function refuse (socket: Duplex, status: string): void {
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
 }

@@ -57,7 +57,8 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       // clientIds are <sub>:<deviceId>, up to 129 chars, even for MQTT 3.1 clients
       maxClientsIdLength: 129
     })
-    cleanups.push(() => new Promise<void>(resolve => broker.close(() => resolve())))
+    const closeBroker = (): Promise<void> => new Promise<void>(resolve => broker.close(() => resolve()))
+    cleanups.push(closeBroker)
     dropRawChatPackets(broker)
     broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
     broker.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'connection error'))
@@ -78,17 +79,19 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     for (const plugin of PLUGINS) registry.register(plugin)
     await registry.start(broker, ctx)
     cleanups.push(() => registry.stop())
+    const sends = services.get(SEND_SERVICE) as SendService
 
     const app = await buildApp({
       config, log, store, tokens, membership, publish,
-      sends: services.get(SEND_SERVICE) as SendService,
+      sends,
       checks: state.ping !== null ? [{ name: 'redis', check: state.ping }] : []
     })
     cleanups.push(() => app.close())
     await app.listen({ port: config.httpPort, host: config.host })
-    attachWebSocket(broker, app.server, config.maxPayloadBytes, log)
+    const upgrades = attachWebSocket(broker, app.server, config.maxPayloadBytes, log)
     const tcp = await listenTcp(broker, config.mqttPort, config.host)
-    cleanups.push(() => closeServer(tcp))
+    // not awaited: server.close() waits for open connections, which closeBroker ends
+    cleanups.push(async () => { tcp.close() })
 
     const mqttPort = (tcp.address() as net.AddressInfo).port
     const httpPort = (app.server.address() as net.AddressInfo).port
@@ -98,12 +101,21 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     return {
       config, log, store, broker, app, tokens, membership, mqttPort, httpPort,
       close: () => (closing ??= (async () => {
-        // stop accepting first: new TCP connections and new HTTP requests/upgrades
+        cleanups.length = 0
+        const step = async (name: string, fn: () => Promise<void>): Promise<void> => {
+          await fn().catch((err: unknown) => log.error({ err, step: name }, 'shutdown step failed'))
+        }
+        // stop accepting new MQTT connections and WebSocket upgrades
         tcp.close()
-        app.server.close()
-        // then let accepted sends commit before sessions go away
-        await (services.get(SEND_SERVICE) as SendService).drain()
-        await unwind()
+        upgrades.stopAccepting()
+        // let accepted sends commit before their sessions go away, then close sessions
+        await step('drain sends', () => sends.drain())
+        await step('close sessions', closeBroker)
+        await step('stop plugins', () => registry.stop())
+        // HTTP last: waits for requests in flight (an HTTP send among them)
+        await step('close http', () => app.close())
+        await step('close broker state', () => state.close())
+        await step('close store', () => store.close())
         log.info('threadline stopped')
       })())
     }
@@ -111,10 +123,6 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     await unwind()
     throw err
   }
-}
-
-function closeServer (server: net.Server): Promise<void> {
-  return new Promise(resolve => server.close(() => resolve()))
 }
 
 /**

@@ -12,7 +12,9 @@ export const errorStatus = {
   queue_expired: 410,
   too_large: 413,
   rate_limited: 429,
-  unavailable: 503
+  unavailable: 503,
+  /** a fault of ours, logged; never carries details */
+  internal: 500
 } as const
 
 export type ErrorCode = keyof typeof errorStatus

@@ -1,9 +1,42 @@
-// Minimal placeholder so the broker can start while the sidecar is being built.
+// The REST sidecar (DESIGN.md §6), built but not listening: broker/server.ts serves it
+// next to the MQTT WebSocket, tests drive it with app.inject().
 import Fastify, { type FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { SyncApiDeps } from './deps.js'
+import auth from './plugins/auth.js'
+import docs from './plugins/docs.js'
+import errors from './plugins/errors.js'
+import jsonBody from './plugins/json-body.js'
+import { conversationsRoutes } from './routes/conversations.js'
+import { eventsRoutes } from './routes/events.js'
+import { healthRoutes } from './routes/health.js'
+import { meRoutes } from './routes/me.js'
+import { membersRoutes } from './routes/members.js'
+import { messagesRoutes } from './routes/messages.js'
+import { schemaErrorFormatter, validatorCompiler } from './validation.js'
+
+const API_VERSION = '1.0.0'
 
 export async function buildApp (deps: SyncApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.log.child({ part: 'sync-api' }) })
-  app.get('/healthz', async () => ({ status: 'ok' }))
+  const app = Fastify({
+    loggerInstance: deps.log.child({ part: 'sync-api' }),
+    bodyLimit: deps.config.maxPayloadBytes,
+    schemaErrorFormatter
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  app.setValidatorCompiler(validatorCompiler)
+
+  await app.register(errors, { bodyLimit: deps.config.maxPayloadBytes })
+  await app.register(jsonBody)
+  await app.register(docs, { version: API_VERSION })
+  await app.register(healthRoutes, { deps })
+  await app.register(async (v1) => {
+    await v1.register(auth, { tokens: deps.tokens, store: deps.store })
+    await v1.register(meRoutes, { deps })
+    for (const routes of [conversationsRoutes, membersRoutes, eventsRoutes, messagesRoutes]) {
+      await v1.register(routes, { deps, prefix: '/conversations' })
+    }
+  }, { prefix: '/v1' })
+  // callers only listen, inject and close: the plain instance type spares them the
+  // type provider and pino generics
   return app as unknown as FastifyInstance
 }

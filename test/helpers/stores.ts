@@ -31,7 +31,7 @@ export async function openTestStore (t: Teardownable, driver: StoreDriver): Prom
     t.teardown(() => store.close())
   } else {
     const db = await createDatabase()
-    // teardowns run in the order added (tap): close the pool, then drop the database
+    // one teardown, so the pool is surely closed before the drop
     store = await openPgStore(db.url, createLogger('silent'))
     t.teardown(async () => {
       await store.close()

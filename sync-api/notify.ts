@@ -1,0 +1,35 @@
+// After a membership change is committed: every node's membership cache learns it (the
+// ACL checks each delivery against it) and the people concerned get a `membership`
+// envelope on their inbox (DESIGN.md §3). The change is already the record, so a failure
+// here is logged, not answered: devices catch up from the REST API.
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { MembershipEnvelope } from '../schemas/index.js'
+import { inboxTopic } from '../plugins/acl/topics.js'
+import type { SyncApiDeps } from './deps.js'
+
+export interface MembershipNotice {
+  convId: string
+  change: MembershipEnvelope['change']
+  userIds: readonly string[]
+  /** whose inbox gets the envelope */
+  recipients: readonly string[]
+}
+
+export async function notifyMembership (deps: Pick<SyncApiDeps, 'membership' | 'publish'>, log: Logger, n: MembershipNotice): Promise<void> {
+  if (n.userIds.length === 0) return
+  try {
+    await deps.membership.announce({
+      conv_id: n.convId,
+      added: n.change === 'added' ? [...n.userIds] : [],
+      removed: n.change === 'removed' ? [...n.userIds] : []
+    })
+  } catch (err) {
+    log.error({ err, conv_id: n.convId }, 'membership change not announced')
+  }
+  const envelope: MembershipEnvelope = { t: 'membership', conv_id: n.convId, change: n.change, user_ids: [...n.userIds] }
+  const payload = JSON.stringify(envelope)
+  const results = await Promise.allSettled([...new Set(n.recipients)].map(u => deps.publish(inboxTopic(u), payload)))
+  for (const r of results) {
+    if (r.status === 'rejected') log.error({ err: r.reason, conv_id: n.convId }, 'membership envelope not published')
+  }
+}

@@ -1,0 +1,28 @@
+// users rows (DESIGN.md §5): created the first time a user is seen, by their own token
+// or as a member named by someone else (display name = id until their token says more).
+import type { Queryable } from '../../broker/store/index.js'
+import type { Me } from '../../schemas/index.js'
+
+/** Same statement as the MQTT CONNECT path (plugins/auth): a token's name wins over the placeholder. */
+export async function upsertTokenUser (q: Queryable, userId: string, name: string | null): Promise<void> {
+  await q.query(
+    `INSERT INTO users (id, display_name) VALUES ($1, $2)
+     ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name
+     WHERE $3 AND users.display_name IS DISTINCT FROM EXCLUDED.display_name`,
+    [userId, name ?? userId, name !== null])
+}
+
+/** Rows for users named as members, leaving existing ones untouched. */
+export async function ensureUsers (q: Queryable, userIds: readonly string[]): Promise<void> {
+  if (userIds.length === 0) return
+  await q.query(
+    `INSERT INTO users (id, display_name) SELECT u, u FROM unnest($1::text[]) AS u
+     ON CONFLICT (id) DO NOTHING`, [userIds])
+}
+
+export async function findMe (q: Queryable, userId: string): Promise<Me | null> {
+  const rows = await q.query<{ id: string, display_name: string, presence_visibility: Me['presence_visibility'] }>(
+    'SELECT id, display_name, presence_visibility FROM users WHERE id = $1', [userId])
+  const row = rows[0]
+  return row ? { user_id: row.id, display_name: row.display_name, presence_visibility: row.presence_visibility } : null
+}
