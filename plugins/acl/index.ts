@@ -1,11 +1,27 @@
 // Who may publish and subscribe to what (DESIGN.md §2 and §3), checked at PUBLISH,
 // at SUBSCRIBE and again at every delivery: Aedes 1.x stores every topic of a
-// persistent session's SUBSCRIBE even when part of it got 0x80, and a member removed
-// from a conversation keeps old subscriptions.
+// persistent session's SUBSCRIBE even when part of it got 0x80 (session-prune.ts removes
+// them again, a little later), and a member removed from a conversation keeps old
+// subscriptions.
 import type { AedesPublishPacket, Client } from 'aedes'
 import type { PluginContext, ThreadlinePlugin } from '../../broker/plugin.js'
+import { ConnectRefusal } from '../../broker/plugin.js'
 import { identityOf, type Identity } from '../../broker/identity.js'
 import { INTEGRATOR_EVENTS_FILTER, isChatNamespace, parseChatTopic } from './topics.js'
+import { noteRefused, pruneRefusedTopics } from './session-prune.js'
+
+/**
+ * presence/<u> topics granted on this connection. Visibility needs the store, so it is
+ * decided at SUBSCRIBE (and again when a persistent session is restored); delivery
+ * only checks the grant, which keeps packets queued for a refused presence topic out.
+ */
+const grantedPresence = new WeakMap<Client, Set<string>>()
+
+function grantPresence (client: Client, userId: string): void {
+  const users = grantedPresence.get(client)
+  if (users) users.add(userId)
+  else grantedPresence.set(client, new Set([userId]))
+}
 
 class ProtocolViolation extends Error {
   constructor (message: string) {
@@ -77,11 +93,37 @@ async function presenceVisible (ctx: PluginContext, viewer: string, subject: str
   return rows[0]?.visible ?? false
 }
 
+/**
+ * The will of a CONNECT. Aedes keeps it on the client (`_will`) from before the
+ * authenticate hooks run until the session is set up.
+ */
+function willTopicOf (client: Client): string | null {
+  return (client as unknown as { _will?: { topic?: string } | null })._will?.topic ?? null
+}
+
+/**
+ * A will is checked at CONNECT, once and for all: when a node dies, another node
+ * publishes its clients' wills with no client attached, and such packets pass every
+ * publish check (broker/registry.ts lets broker-originated packets through). Wills may
+ * use the open topics the policy allows; never the chat namespaces, where a raw packet
+ * must not reach a subscriber and no plugin would act on an orphaned one.
+ */
+function checkWill (ctx: PluginContext, client: Client): void {
+  const topic = willTopicOf(client)
+  if (topic === null) return
+  if (isChatNamespace(topic)) throw new ConnectRefusal(5, `a will may not use the chat topic ${topic}`)
+  if (!openTopicsAllowed(ctx, identityOf(client))) {
+    throw new ConnectRefusal(5, `a will on ${topic} is not allowed (THREADLINE_OPEN_TOPICS=${ctx.config.openTopics})`)
+  }
+}
+
 /** The delivery-time check: synchronous, on every packet to every client. */
 function checkForward (ctx: PluginContext, client: Client, packet: AedesPublishPacket): boolean {
   const topic = packet.topic
   if (!isChatNamespace(topic)) return true
-  if (topic.startsWith('$')) return true // $SYS; clients reach it only through filters the ACL allowed
+  // $SYS: clients reach it only through filters the ACL allowed. Any other `$` topic is
+  // the broker's own (the membership channel) and never leaves it.
+  if (topic.startsWith('$')) return topic.startsWith('$SYS/')
   const identity = identityOf(client)
   if (identity === null) return false
   const parsed = parseChatTopic(topic)
@@ -90,7 +132,7 @@ function checkForward (ctx: PluginContext, client: Client, packet: AedesPublishP
     case 'inbox': return parsed.userId === identity.userId
     case 'events': case 'typing': case 'receipts':
       return ctx.membership.convsOf(identity.userId)?.has(parsed.convId) ?? false
-    case 'presence': return true
+    case 'presence': return parsed.userId === identity.userId || (grantedPresence.get(client)?.has(parsed.userId) ?? false)
     default: return false // raw send/read/presence packets never reach subscribers
   }
 }
@@ -98,9 +140,20 @@ function checkForward (ctx: PluginContext, client: Client, packet: AedesPublishP
 export const aclPlugin: ThreadlinePlugin = {
   name: 'acl',
   dependencies: ['auth'],
+  async setup (ctx) {
+    return pruneRefusedTopics(ctx.broker, ctx.log.child({ plugin: 'acl' }))
+  },
   hooks: (ctx) => {
     const log = ctx.log.child({ plugin: 'acl' })
     return {
+      authenticate (client) {
+        try {
+          checkWill(ctx, client)
+        } catch (err) {
+          log.info({ clientId: client.id, reason: (err as Error).message }, 'connect refused: will not allowed')
+          throw err
+        }
+      },
       authorizePublish (client, packet) {
         try {
           checkPublish(ctx, client, packet.topic)
@@ -113,8 +166,11 @@ export const aclPlugin: ThreadlinePlugin = {
         const ok = await checkSubscribe(ctx, identityOf(client), sub.topic)
         if (!ok) {
           log.info({ clientId: client.id, topic: sub.topic }, 'subscription refused')
+          noteRefused(client, sub.topic)
           return null
         }
+        const parsed = parseChatTopic(sub.topic)
+        if (parsed?.kind === 'presence') grantPresence(client, parsed.userId)
         // inbox and events are QoS 1 topics; typing, receipts, presence QoS 0
         return sub
       },

@@ -29,8 +29,9 @@ function handleSend (ctx: PluginContext, service: SendService, client: Client, p
     ctx.publish(inboxTopic(identity.userId), JSON.stringify(envelope)).catch((e: unknown) => ctx.log.error({ err: e }, 'error event not published'))
   }
   try {
-    if (packet.qos === 0) throw new ThreadlineError('bad_request', 'sends need QoS 1: a QoS 0 send cannot be acknowledged')
+    // parsed first so that even a QoS 0 send's error names its client_msg_id
     body = parseJsonPayload(packet.payload, ctx.config.maxPayloadBytes)
+    if (packet.qos === 0) throw new ThreadlineError('bad_request', 'sends need QoS 1: a QoS 0 send cannot be acknowledged')
   } catch (err) {
     answer(err as ThreadlineError)
     return
