@@ -157,6 +157,11 @@ export const aclPlugin: ThreadlinePlugin = {
       authorizePublish (client, packet) {
         try {
           checkPublish(ctx, client, packet.topic)
+          // a send over the limit is answered too_large by the messages plugin; any other
+          // oversized packet has no one to answer it and closes the connection
+          if (packet.payload.length > ctx.config.maxPayloadBytes && parseChatTopic(packet.topic)?.kind !== 'send') {
+            throw new ProtocolViolation(`payload of ${packet.payload.length} bytes is over THREADLINE_MAX_PAYLOAD_BYTES (${ctx.config.maxPayloadBytes})`)
+          }
         } catch (err) {
           log.info({ clientId: client.id, topic: packet.topic, reason: (err as Error).message }, 'publish refused: closing the connection')
           throw err
@@ -171,7 +176,8 @@ export const aclPlugin: ThreadlinePlugin = {
         }
         const parsed = parseChatTopic(sub.topic)
         if (parsed?.kind === 'presence') grantPresence(client, parsed.userId)
-        // inbox and events are QoS 1 topics; typing, receipts, presence QoS 0
+        // Granted as asked: the broker publishes inbox/events at QoS 1 and typing,
+        // receipts, presence at QoS 0, and delivery takes the lower of the two.
         return sub
       },
       authorizeForward (client, packet) {

@@ -89,3 +89,11 @@ t.test('a client cannot forge a membership change on the broker\'s channel', asy
   const again = await connectUser(t, node, 'alice', 'after-forgery')
   t.same(await suback(again, `conv/${secret}/events`), [128], 'still not a member')
 })
+
+t.test('a packet over THREADLINE_MAX_PAYLOAD_BYTES to a topic other than send closes the connection', async (t) => {
+  const alice = await connectUser(t, node, 'alice', 'big')
+  alice.on('error', () => {})
+  alice.publish(`conv/${convId}/typing`, Buffer.alloc(node.config.maxPayloadBytes + 1, 0x20), { qos: 0 })
+  await closed(alice)
+  t.pass('closed')
+})
