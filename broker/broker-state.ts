@@ -3,8 +3,9 @@
 // aedes-persistence-redis + mqemitter-redis, which is what makes several nodes one
 // cluster.
 import { createRequire } from 'node:module'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 import type { Config } from './config.js'
+import { createLogger, type Logger } from './logger.js'
 
 const require = createRequire(import.meta.url)
 
@@ -17,8 +18,72 @@ export interface BrokerState {
 }
 
 interface Destroyable { destroy?: () => Promise<void> | void }
+interface SubscriptionStore {
+  addSubscriptions(client: { id: string }, subs: object[]): Promise<unknown>
+  removeSubscriptions(client: { id: string }, topics: string[]): Promise<unknown>
+}
+interface EmitterState { state: { on(event: 'error', fn: (err: Error) => void): void } }
 
-export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQueueMax'>): BrokerState {
+// ioredis 5.8+ sends a (P)SUBSCRIBE issued between `connect` and `ready` at once (it is
+// allowed while Redis loads), and its own ready check (INFO) and CLIENT SETINFO then
+// fail on what has become a subscriber connection: "Connection in subscriber mode, only
+// subscriber commands may be used" as an uncaught rejection (redis/ioredis#2037, fixed
+// in 6.0). Aedes and the membership cache subscribe right while the node starts, so
+// the subscriber connection skips both handshake commands; a pure subscriber needs
+// neither.
+const SUBSCRIBER_OPTIONS: RedisOptions = { enableReadyCheck: false, disableClientInfo: true }
+
+/**
+ * mqemitter-redis' close() sends QUIT on both connections and drops the promise QUIT
+ * returns (it waits for `end` instead). When the socket closes before the reply is
+ * read, ioredis rejects that promise with "Connection is closed.", and an unhandled
+ * rejection ends a Node process: a graceful shutdown would crash at its last step.
+ */
+function quietQuit (redis: Redis): Redis {
+  const quit = redis.quit.bind(redis)
+  redis.quit = ((...args: Parameters<Redis['quit']>) => {
+    const reply = quit(...args)
+    reply.catch(() => {}) // `end` follows either way, and that is what close() waits for
+    return reply
+  }) as Redis['quit']
+  return redis
+}
+
+/**
+ * aedes-persistence's BroadcastPersistence (inside aedes-persistence-redis) waits for its
+ * own broadcast of a subscription change under the key clientId + first topic, one
+ * waiter per key. Aedes calls addSubscriptions once per granted topic of a clean=false
+ * SUBSCRIBE, each time with the whole packet, so a SUBSCRIBE with two granted topics
+ * registers two waiters under one key: one is overwritten and its promise never
+ * settles, and the client never gets its SUBACK. Calls for one packet are coalesced
+ * into one, and one client's subscription changes run one at a time.
+ */
+function serializeSubscriptionChanges (persistence: SubscriptionStore): void {
+  const add = persistence.addSubscriptions.bind(persistence)
+  const remove = persistence.removeSubscriptions.bind(persistence)
+  const tails = new Map<string, Promise<unknown>>()
+  const pendingPackets = new WeakMap<object[], Promise<unknown>>()
+  const oneAtATime = <T>(clientId: string, fn: () => Promise<T>): Promise<T> => {
+    const run = (tails.get(clientId) ?? Promise.resolve()).then(fn, fn)
+    const tail = run.then(() => {}, () => {})
+    tails.set(clientId, tail)
+    void tail.then(() => { if (tails.get(clientId) === tail) tails.delete(clientId) })
+    return run
+  }
+  persistence.addSubscriptions = (client, subs) => {
+    const pending = pendingPackets.get(subs) // Aedes passes the packet's own array each time
+    if (pending !== undefined) return pending
+    const run = oneAtATime(client.id, () => add(client, subs))
+    pendingPackets.set(subs, run)
+    return run
+  }
+  persistence.removeSubscriptions = (client, topics) => oneAtATime(client.id, () => remove(client, topics))
+}
+
+
+/** `log`: the node's logger (broker/server.ts should pass its own; a logger at the configured level is made otherwise) */
+export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQueueMax' | 'logLevel'>,
+  log: Logger = createLogger(config.logLevel).child({ part: 'broker-state' })): BrokerState {
   if (config.redisUrl === null) {
     return { persistence: undefined, mq: undefined, ping: null, async close () {} }
   }
@@ -28,10 +93,22 @@ export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQue
   // asyncPersistence.js alone answers those with bare async generators, and the first
   // SUBSCRIBE then throws `stream.pipe is not a function` out of Aedes.
   const redisPersistence = require('aedes-persistence-redis') as (opts: object) => Destroyable
-  const MQEmitterRedis = require('mqemitter-redis') as (opts: object) => unknown
+  const MQEmitterRedis = require('mqemitter-redis') as (opts: object) => EmitterState
   const conn = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 })
+  // without a listener ioredis prints connection errors to the console; ioredis retries
+  // on its own, commands in flight fail and their callers answer for them
+  conn.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error (persistence)'))
   const persistence = redisPersistence({ conn, maxSessionDelivery: config.offlineQueueMax })
-  const mq = MQEmitterRedis({ connectionString: config.redisUrl })
+  serializeSubscriptionChanges(persistence as unknown as SubscriptionStore)
+  const mq = MQEmitterRedis({
+    connectionString: config.redisUrl,
+    subConn: quietQuit(new Redis(config.redisUrl, SUBSCRIBER_OPTIONS)),
+    pubConn: quietQuit(new Redis(config.redisUrl))
+  })
+  // mqemitter-redis re-emits every connection error on `state`, an EventEmitter nobody
+  // else listens to: unheard, that `error` event throws and takes the whole node down
+  // at the first Redis hiccup. ioredis reconnects and resubscribes by itself.
+  mq.state.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error (cluster emitter)'))
   return {
     persistence,
     mq,

@@ -3,6 +3,13 @@
 // forward is checked again"). Loaded when a user's first device connects, dropped when
 // the last one leaves. Changes are announced on the broker's emitter, so with
 // mqemitter-redis every node of a cluster applies them.
+//
+// Redis pub/sub keeps nothing for a subscriber that is away: announcements made while
+// this node's subscriber connection is down are lost to it. So from the moment that
+// connection drops the cache counts as stale: deliveries on conversation topics are
+// withheld (fail closed; the inbox does not depend on the cache, and a device fills the
+// seq gap from the history API) and SUBSCRIBE checks go to the store, until the
+// connection is back and every cached user has been read again.
 import type { Aedes } from 'aedes'
 import type { Logger } from './logger.js'
 import type { Queryable } from './store/index.js'
@@ -17,14 +24,28 @@ export interface MembershipChange {
 // client publishes to `$…`, so this channel is the broker's own.
 export const MEMBERSHIP_TOPIC = '$threadline/membership'
 
+/** how long to wait before trying a failed resync again (the store may be down too) */
+const RESYNC_RETRY_MS = 1000
+
 interface Entry { convs: Set<string>, refs: number }
 
 interface Emitter {
   on(topic: string, fn: (packet: { payload: Buffer | string }, cb: () => void) => void): void
-  emit(packet: { topic: string, payload: Buffer }, cb: () => void): void
+  emit(packet: { topic: string, payload: Buffer }, cb: (err?: Error) => void): void
 }
 /** Aedes' message emitter (mqemitter or mqemitter-redis); its typings leave it out. */
 export const emitterOf = (broker: Aedes): Emitter => (broker as unknown as { mq: Emitter }).mq
+
+/** mqemitter-redis' subscriber connection (an ioredis client); absent on a single node. */
+interface Subscriber {
+  on(event: 'close' | 'ready', fn: () => void): unknown
+  ping(): Promise<unknown>
+  readonly status: string
+}
+function subscriberOf (emitter: Emitter): Subscriber | null {
+  const sub = (emitter as unknown as { subConn?: Subscriber }).subConn
+  return sub !== undefined && typeof sub.ping === 'function' ? sub : null
+}
 
 export class MembershipCache {
   readonly #users = new Map<string, Entry>()
@@ -33,6 +54,13 @@ export class MembershipCache {
   readonly #store: Queryable
   readonly #log: Logger
   #broker: Aedes | null = null
+  /** set while announcements may have been missed (see the top of this file) */
+  #stale = false
+  /** changes that arrive while a resync reads the store, applied again on top of it */
+  #duringResync: MembershipChange[] | null = null
+  #resyncing: Promise<void> | null = null
+  readonly #waiters = { stale: [] as Array<() => void>, fresh: [] as Array<() => void> }
+  #detached = false
 
   constructor (store: Queryable, log: Logger) {
     this.#store = store
@@ -42,7 +70,8 @@ export class MembershipCache {
   /** Starts listening for changes announced by any node (this one included). */
   attach (broker: Aedes): void {
     this.#broker = broker
-    emitterOf(broker).on(MEMBERSHIP_TOPIC, (packet: { payload: Buffer | string }, cb: () => void) => {
+    const emitter = emitterOf(broker)
+    emitter.on(MEMBERSHIP_TOPIC, (packet: { payload: Buffer | string }, cb: () => void) => {
       try {
         this.#apply(JSON.parse(packet.payload.toString()) as MembershipChange)
       } catch (err) {
@@ -50,6 +79,18 @@ export class MembershipCache {
       }
       cb()
     })
+    const sub = subscriberOf(emitter)
+    if (sub === null) return
+    sub.on('close', () => {
+      if (this.#detached || this.#stale) return
+      this.#stale = true
+      this.#log.warn('cluster channel lost: membership cache stale until it is back')
+      for (const wake of this.#waiters.stale.splice(0)) wake()
+    })
+    sub.on('ready', () => {
+      if (this.#stale && !this.#detached) this.#resyncing ??= this.#resync(sub).finally(() => { this.#resyncing = null })
+    })
+    broker.once('closed', () => { this.#detached = true })
   }
 
   /** Loads (or shares) the conversations of a user whose device just connected. */
@@ -86,8 +127,13 @@ export class MembershipCache {
     if (--entry.refs <= 0) this.#users.delete(userId)
   }
 
-  /** Synchronous view for delivery checks; undefined when the user has no device here. */
+  /**
+   * Synchronous view for delivery checks; undefined when the user has no device here,
+   * and for everyone while the cache is stale (callers then withhold conversation
+   * deliveries).
+   */
   convsOf (userId: string): ReadonlySet<string> | undefined {
+    if (this.#stale) return undefined
     return this.#users.get(userId)?.convs
   }
 
@@ -98,25 +144,81 @@ export class MembershipCache {
     return rows.length > 0
   }
 
+  /** true while announcements may have been missed (between a lost cluster channel and the resync) */
+  get stale (): boolean { return this.#stale }
+
+  /** Resolves once the cache is stale (at once when it is). */
+  whenStale (): Promise<void> {
+    if (this.#stale) return Promise.resolve()
+    return new Promise(resolve => this.#waiters.stale.push(resolve))
+  }
+
+  /** Resolves once the cache is not stale (at once when it is not). */
+  whenFresh (): Promise<void> {
+    if (!this.#stale) return Promise.resolve()
+    return new Promise(resolve => this.#waiters.fresh.push(resolve))
+  }
+
   /**
    * Call after the membership change is committed. Applied here at once (so this node's
-   * next check sees it) and announced to the others.
+   * next check sees it) and announced to the others. Rejects when the announcement
+   * could not be published: other nodes then hold stale entries for connected users
+   * until their devices reconnect, which the caller should log loudly.
    */
   async announce (change: MembershipChange): Promise<void> {
     this.#apply(change)
     const broker = this.#broker
     if (!broker) return
-    await new Promise<void>((resolve) => {
-      emitterOf(broker).emit({ topic: MEMBERSHIP_TOPIC, payload: Buffer.from(JSON.stringify(change)) }, () => resolve())
+    await new Promise<void>((resolve, reject) => {
+      emitterOf(broker).emit({ topic: MEMBERSHIP_TOPIC, payload: Buffer.from(JSON.stringify(change)) }, (err) => {
+        if (err) reject(err)
+        else resolve()
+      })
     })
   }
 
   #apply (change: MembershipChange): void {
+    this.#duringResync?.push(change)
     for (const userId of [...change.added, ...change.removed]) {
       const seen = this.#loading.get(userId)
       if (seen !== undefined) this.#loading.set(userId, seen + 1)
     }
     for (const userId of change.added) this.#users.get(userId)?.convs.add(change.conv_id)
     for (const userId of change.removed) this.#users.get(userId)?.convs.delete(change.conv_id)
+  }
+
+  /** Reads every cached user's conversations again, after the cluster channel came back. */
+  async #resync (sub: Subscriber): Promise<void> {
+    while (!this.#detached) {
+      try {
+        // ioredis re-sends the SUBSCRIBEs when the connection is ready; the PING's answer
+        // comes after them, so from here on no announcement is missed, and every change
+        // announced before was committed before, so the query below sees it.
+        await sub.ping()
+        this.#duringResync = []
+        const users = [...this.#users.keys()]
+        const rows = await this.#store.query<{ user_id: string, conv_id: string }>(
+          'SELECT user_id, conv_id::text AS conv_id FROM members WHERE user_id = ANY($1::text[])', [users])
+        const fresh = new Map(users.map(u => [u, new Set<string>()]))
+        for (const r of rows) fresh.get(r.user_id)?.add(r.conv_id)
+        for (const [userId, convs] of fresh) {
+          const entry = this.#users.get(userId)
+          if (entry) entry.convs = convs
+        }
+        // what arrived while the query ran may be newer than what it read
+        const late = this.#duringResync
+        this.#duringResync = null
+        for (const change of late) this.#apply(change)
+        this.#stale = false
+        this.#log.info({ users: users.length }, 'membership cache read again after the cluster channel came back')
+        for (const wake of this.#waiters.fresh.splice(0)) wake()
+        return
+      } catch (err) {
+        this.#duringResync = null
+        this.#log.warn({ err }, 'membership resync failed; trying again')
+        if (sub.status === 'end') return
+        await new Promise<void>(resolve => setTimeout(resolve, RESYNC_RETRY_MS).unref())
+      }
+    }
   }
 }

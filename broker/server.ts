@@ -47,7 +47,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     if (generatedAt !== null) log.warn({ file: generatedAt }, 'THREADLINE_JWT_SECRET is not set: using a secret generated into the data dir (fine for development, set it in production)')
     const tokens = createTokenService(secret)
 
-    const state = createBrokerState(config)
+    const state = createBrokerState(config, log.child({ part: 'broker-state' }))
     cleanups.push(() => state.close())
     const broker = await Aedes.createBroker({
       persistence: state.persistence,
@@ -62,6 +62,9 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     dropRawChatPackets(broker)
     broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
     broker.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'connection error'))
+    // Aedes emits 'error' from its periodic will sweep and from offline enqueueing when
+    // the persistence fails (Redis down); unheard, that would end the process
+    ;(broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
 
     const membership = new MembershipCache(store, log.child({ part: 'membership' }))
     membership.attach(broker)

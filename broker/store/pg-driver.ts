@@ -6,12 +6,27 @@ import { StoreUnavailableError, isUnavailable } from './store.js'
 // numbers, not strings. Seqs stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v))
 
+const CONNECT_TIMEOUT_MS = 5000
+const QUERY_TIMEOUT_MS = 10_000
+
 function wrap (err: unknown): unknown {
   return isUnavailable(err) ? new StoreUnavailableError(err) : err
 }
 
 export async function openPgStore (connectionString: string, log: { error: (o: object, m: string) => void }): Promise<Store> {
-  const pool = new pg.Pool({ connectionString, max: 10, connectionTimeoutMillis: 5000 })
+  const pool = new pg.Pool({
+    connectionString,
+    max: 10,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // A PostgreSQL that stops answering without closing the connection (a partition, a
+    // firewall dropping packets) would otherwise hold a query, and with it the group
+    // commit and every send behind it, until TCP gives up hours later. A query that gets
+    // no answer in time fails as `unavailable`: no PUBACK, the session resends.
+    // `?query_timeout=ms` in DATABASE_URL overrides it (pg reads it from the URL).
+    query_timeout: QUERY_TIMEOUT_MS,
+    // and idle connections whose peer vanished are found out, not handed to the next query
+    keepAlive: true
+  })
   // An idle client losing its server must not crash the process: the next query fails
   // with `unavailable` and the pool reconnects.
   pool.on('error', (err) => log.error({ err }, 'idle PostgreSQL connection failed'))

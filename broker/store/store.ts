@@ -33,6 +33,7 @@ export function isUnavailable (err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false
   const e = err as { code?: unknown, message?: unknown }
   if (typeof e.code === 'string' && (UNAVAILABLE_SQLSTATE.test(e.code) || UNAVAILABLE_ERRNO.has(e.code))) return true
+  // pg's own errors carry no code: a dropped or silent server, a pool that can't connect
   return typeof e.message === 'string' &&
-    /Connection terminated|connection is closed|Client has encountered a connection error|timeout exceeded when trying to connect|PGlite is closed/i.test(e.message)
+    /Connection terminated|connection is closed|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout|PGlite is closed/i.test(e.message)
 }

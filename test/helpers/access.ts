@@ -1,6 +1,7 @@
 // Helpers for the auth and ACL tests: refused CONNECTs and their codes, SUBACK codes,
 // conversations made directly in SQL (membership announced as the REST routes do), what
 // a client received, and a look into Aedes' session store.
+import { createConversation as createFixtureConversation } from './fixtures.js'
 import { randomUUID } from 'node:crypto'
 import net from 'node:net'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
@@ -157,16 +158,7 @@ export async function announce (node: Threadline, change: MembershipChange): Pro
 
 /** A group conversation of `members`, created in SQL; returns its id. */
 export async function createConversation (node: Threadline, members: string[]): Promise<string> {
-  const convId = randomUUID()
-  for (const user of members) {
-    await node.store.query('INSERT INTO users (id, display_name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING', [user])
-  }
-  await node.store.query("INSERT INTO conversations (id, type, title, created_by) VALUES ($1, 'group', 'test', $2)", [convId, members[0]])
-  for (const user of members) {
-    await node.store.query('INSERT INTO members (conv_id, user_id) VALUES ($1, $2)', [convId, user])
-  }
-  await announce(node, { conv_id: convId, added: members, removed: [] })
-  return convId
+  return await createFixtureConversation(node, members, 'group')
 }
 
 export async function removeMember (node: Threadline, convId: string, userId: string): Promise<void> {

@@ -1,7 +1,9 @@
 // Conversations made straight in the store, as the REST routes make them, for tests
 // that exercise the broker side.
 import { randomUUID } from 'node:crypto'
+import type { MqttClient } from 'mqtt'
 import type { Threadline } from '../../broker/server.js'
+import { connectUser, startNode, type NodeOptions } from './node.js'
 
 export async function createConversation (node: Threadline, members: readonly string[], type: 'direct' | 'group' = members.length === 2 ? 'direct' : 'group'): Promise<string> {
   const id = randomUUID()
@@ -23,3 +25,27 @@ export function userId (name: string): string {
 }
 
 export const text = (clientMsgId: string, body: string): string => JSON.stringify({ client_msg_id: clientMsgId, type: 'text', text: body })
+
+interface Teardownable { teardown(fn: () => unknown): void }
+
+export interface DirectChat {
+  node: Threadline
+  alice: string
+  bob: string
+  conv: string
+  /** alice's phone */
+  a: MqttClient
+  /** bob's phone, subscribed to bob's inbox */
+  b: MqttClient
+}
+
+/** A node with alice and bob in one direct conversation, each on a phone. */
+export async function startDirectChat (t: Teardownable, opts: NodeOptions = {}): Promise<DirectChat> {
+  const node = await startNode(t, opts)
+  const [alice, bob] = [userId('alice'), userId('bob')]
+  const conv = await createConversation(node, [alice, bob])
+  const a = await connectUser(t, node, alice, 'phone')
+  const b = await connectUser(t, node, bob, 'phone')
+  await b.subscribeAsync(`user/${bob}/inbox`, { qos: 1 })
+  return { node, alice, bob, conv, a, b }
+}

@@ -29,6 +29,12 @@ export async function tempDir (t: Teardownable): Promise<string> {
   return dir
 }
 
+function redisUrl (): string {
+  const url = process.env.REDIS_URL
+  if (url === undefined) throw new Error('REDIS_URL is not set: run the suite with npm test')
+  return url
+}
+
 export async function testConfig (t: Teardownable, opts: NodeOptions = {}): Promise<Config> {
   let databaseUrl = opts.databaseUrl
   if (databaseUrl === undefined && (opts.store ?? 'pg') === 'pg') {
@@ -44,7 +50,7 @@ export async function testConfig (t: Teardownable, opts: NodeOptions = {}): Prom
     THREADLINE_JWT_SECRET: TEST_SECRET,
     THREADLINE_LOG_LEVEL: process.env.THREADLINE_LOG_LEVEL ?? 'silent',
     ...(databaseUrl !== undefined ? { DATABASE_URL: databaseUrl } : {}),
-    ...(opts.redis === true && process.env.REDIS_URL !== undefined ? { REDIS_URL: process.env.REDIS_URL } : {}),
+    ...(opts.redis === true ? { REDIS_URL: redisUrl() } : {}),
     ...opts.env
   }
   return loadConfig(env)

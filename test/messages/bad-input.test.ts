@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { collect, connectUser, startNode } from '../helpers/node.js'
-import { createConversation, text, userId } from '../helpers/fixtures.js'
+import { createConversation, startDirectChat, text, userId } from '../helpers/fixtures.js'
 
 interface Msg { t: string, code?: string, message?: string, client_msg_id?: string, conv_id?: string, seq?: number, sender_id?: string }
 
@@ -59,12 +59,7 @@ t.test('bad sends are PUBACKed, answered with a clear error event, store nothing
 })
 
 t.test('a forged sender_id is ignored: the broker stamps the sender from the token', async (t) => {
-  const node = await startNode(t, { store: 'pglite' })
-  const [alice, bob] = [userId('alice'), userId('bob')]
-  const conv = await createConversation(node, [alice, bob])
-  const a = await connectUser(t, node, alice, 'phone')
-  const b = await connectUser(t, node, bob, 'phone')
-  await b.subscribeAsync(`user/${bob}/inbox`, { qos: 1 })
+  const { node, alice, bob, conv, a, b } = await startDirectChat(t, { store: 'pglite' })
   const got = collect<Msg>(b, 1)
   await a.publishAsync(`conv/${conv}/send`, JSON.stringify({ client_msg_id: 'f1', type: 'text', text: 'it is me, bob', sender_id: bob, seq: 77, ts: 'yesterday' }), { qos: 1 })
   const [event] = await got
@@ -75,12 +70,7 @@ t.test('a forged sender_id is ignored: the broker stamps the sender from the tok
 })
 
 t.test('edits, deletes and reactions follow their rules', async (t) => {
-  const node = await startNode(t, { store: 'pglite' })
-  const [alice, bob] = [userId('alice'), userId('bob')]
-  const conv = await createConversation(node, [alice, bob])
-  const a = await connectUser(t, node, alice, 'phone')
-  const b = await connectUser(t, node, bob, 'phone')
-  await b.subscribeAsync(`user/${bob}/inbox`, { qos: 1 })
+  const { node, alice, conv, a, b } = await startDirectChat(t, { store: 'pglite' })
   const send = async (payload: object): Promise<Msg> => {
     const next = collect<Msg>(b, 1)
     await b.publishAsync(`conv/${conv}/send`, JSON.stringify(payload), { qos: 1 })
