@@ -1,0 +1,29 @@
+// docs/protocol.md is what an integrator works from: every error code of the catalog,
+// every env variable the config reads and every client topic must be in it or the README.
+import { readFile } from 'node:fs/promises'
+import t from 'tap'
+import { ERROR_CODES, errorStatus } from '../../schemas/errors.js'
+
+const protocol = await readFile(new URL('../../docs/protocol.md', import.meta.url), 'utf8')
+const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+const config = await readFile(new URL('../../broker/config.ts', import.meta.url), 'utf8')
+
+t.test('every error code is documented with its HTTP status', async (t) => {
+  for (const code of ERROR_CODES) {
+    t.match(protocol, new RegExp('`' + code + '`'), `${code} appears in docs/protocol.md`)
+    const row = protocol.split('\n').find(line => line.includes('`' + code + '`') && line.includes(String(errorStatus[code])))
+    t.ok(row, `${code} is documented next to its status ${errorStatus[code]}`)
+  }
+})
+
+t.test('every configuration variable is documented in the README', async (t) => {
+  const variables = [...new Set([...config.matchAll(/'((?:THREADLINE|DATABASE|REDIS)_[A-Z_]+)'/g)].map(m => m[1] as string))]
+  t.ok(variables.length >= 10, `found ${variables.length} variables in broker/config.ts`)
+  for (const v of variables) t.match(readme, v, `${v} is in the README`)
+})
+
+t.test('every client topic of the design is in the protocol reference', async (t) => {
+  for (const topic of ['conv/<c>/send', 'conv/<c>/typing', 'conv/<c>/read', 'user/<me>/presence', 'user/<me>/inbox', 'conv/<c>/events', 'conv/<c>/receipts', 'presence/<u>']) {
+    t.ok(protocol.includes(topic), `${topic} is documented`)
+  }
+})
