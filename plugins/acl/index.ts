@@ -7,7 +7,7 @@ import type { AedesPublishPacket, Client } from 'aedes'
 import type { PluginContext, ThreadlinePlugin } from '../../broker/plugin.js'
 import { ConnectRefusal } from '../../broker/plugin.js'
 import { identityOf, type Identity } from '../../broker/identity.js'
-import { INTEGRATOR_EVENTS_FILTER, isChatNamespace, parseChatTopic } from './topics.js'
+import { INTEGRATOR_EVENTS_FILTER, isChatNamespace, parseChatTopic, unshared } from './topics.js'
 import { noteRefused, pruneRefusedTopics } from './session-prune.js'
 
 /**
@@ -59,7 +59,14 @@ function checkPublish (ctx: PluginContext, client: Client, topic: string): void 
   }
 }
 
-async function checkSubscribe (ctx: PluginContext, identity: Identity | null, filter: string): Promise<boolean> {
+async function checkSubscribe (ctx: PluginContext, identity: Identity | null, requested: string): Promise<boolean> {
+  const filter = unshared(requested)
+  if (filter === null) return false
+  if (filter.startsWith('$SYS')) {
+    // broker statistics name every connected clientId (<user>:<device>): admins, and
+    // everyone in the anonymous development/conformance mode, only
+    return identity?.role === 'admin' || (identity === null && ctx.config.openTopics === 'anonymous')
+  }
   if (!isChatNamespace(filter) && !filter.startsWith('+') && !filter.startsWith('#')) {
     return openTopicsAllowed(ctx, identity)
   }

@@ -6,10 +6,27 @@ export type ChatTopic =
   | { kind: 'inbox' | 'presence-set', userId: string }
   | { kind: 'presence', userId: string }
 
-/** user/, conv/, presence/ and $… belong to Threadline; everything else is an open topic. */
+/**
+ * user/, conv/, presence/, $SYS/ and $threadline/ belong to Threadline; everything else
+ * is an open topic. Other `$` topics are open too: a plain broker accepts them (the
+ * conformance suites publish to `$test/…`), and Threadline has no use for them.
+ */
 export function isChatNamespace (topic: string): boolean {
   return topic.startsWith('user/') || topic.startsWith('conv/') || topic.startsWith('presence/') ||
-    topic.startsWith('$') || topic === 'user' || topic === 'conv' || topic === 'presence'
+    topic === 'user' || topic === 'conv' || topic === 'presence' || isReservedDollar(topic)
+}
+
+export function isReservedDollar (topic: string): boolean {
+  return topic.startsWith('$SYS/') || topic === '$SYS' || topic.startsWith('$threadline/') || topic === '$threadline'
+}
+
+/** `$share/<group>/<filter>` → `<filter>` (a shared subscription is judged by its filter); others unchanged. */
+export function unshared (filter: string): string | null {
+  if (!filter.startsWith('$share/')) return filter
+  const rest = filter.slice('$share/'.length)
+  const slash = rest.indexOf('/')
+  if (slash <= 0 || slash === rest.length - 1) return null // no group or no filter: malformed
+  return rest.slice(slash + 1)
 }
 
 const CONV_KINDS = new Set(['send', 'typing', 'read', 'events', 'receipts'])
