@@ -16,16 +16,7 @@
 #              FVT_WORKDIR (default /tmp/threadline-paho-fvt)
 set -uo pipefail
 
-if [[ $# -ne 2 ]]; then
-  sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
-  exit 2
-fi
-HOST=$1
-PORT=$2
-case "$HOST" in
-  127.*|localhost) ;;
-  *) echo "run-paho-go-fvt: only loopback targets are allowed, got $HOST" >&2; exit 2 ;;
-esac
+source "$(dirname "${BASH_SOURCE[0]}")/loopback-args.sh"
 
 # Test_cleanUpMids is left out: it needs a QoS 2 flow still unfinished 10 ms
 # after publishing, so it fails against any fast local broker (mosquitto too).

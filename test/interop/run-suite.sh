@@ -33,17 +33,7 @@
 #   INTEROP_MAX_WAIT      cap, in seconds, on the scripts' socket timeouts (default 5)
 set -uo pipefail
 
-if [[ $# -ne 2 ]]; then
-  sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
-  exit 2
-fi
-HOST=$1
-PORT=$2
-case "$HOST" in
-  127.*|localhost|::1) ;;
-  *) echo "run-suite: only loopback targets are allowed, got $HOST" >&2; exit 2 ;;
-esac
-[[ "$HOST" == localhost ]] && HOST=127.0.0.1
+source "$(dirname "${BASH_SOURCE[0]}")/loopback-args.sh"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [[ -n "${INTEROP_WRITE_EXPECTED:-}" ]]; then
