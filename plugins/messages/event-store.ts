@@ -24,21 +24,18 @@ const key = (...parts: Array<string | number>): string => parts.join('\u0000')
 
 export async function commitBatch (tx: Queryable, items: readonly PendingSend[]): Promise<CommitResult[]> {
   const convIds = [...new Set(items.map(i => i.convId))].sort()
-  const convRows = await tx.query<{ id: string, last_seq: number }>(
-    'SELECT id::text AS id, last_seq FROM conversations WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [convIds])
+  // one round trip: lock the conversations and read their members (the sender check
+  // and the fan-out list, consistent with this commit)
+  const convRows = await tx.query<{ id: string, last_seq: number, members: string[] }>(
+    `SELECT c.id::text AS id, c.last_seq,
+            ARRAY(SELECT m.user_id FROM members m WHERE m.conv_id = c.id) AS members
+     FROM conversations c WHERE c.id = ANY($1::uuid[]) ORDER BY c.id FOR UPDATE OF c`, [convIds])
   const lastSeq = new Map(convRows.map(r => [r.id, r.last_seq]))
-  const known = convRows.map(r => r.id)
+  const members = new Map(convRows.map(r => [r.id, r.members]))
 
-  const members = new Map<string, string[]>()
   const existing = new Map<string, EventRow>()
   const targets = new Map<string, Target>()
-  if (known.length > 0) {
-    for (const r of await tx.query<{ conv_id: string, user_id: string }>(
-      'SELECT conv_id::text AS conv_id, user_id FROM members WHERE conv_id = ANY($1::uuid[])', [known])) {
-      const list = members.get(r.conv_id)
-      if (list) list.push(r.user_id)
-      else members.set(r.conv_id, [r.user_id])
-    }
+  if (convRows.length > 0) {
     const ours = items.filter(i => lastSeq.has(i.convId))
     for (const row of await tx.query<EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM events e
@@ -95,20 +92,22 @@ export async function commitBatch (tx: Queryable, items: readonly PendingSend[])
   if (inserts.length === 0) return results
 
   const rows = inserts.map(i => i.row)
+  const touched = [...new Set(rows.map(r => r.conv_id))]
+  // one round trip: the events and the conversations' new last_seq
   const inserted = await tx.query<{ created_at: Date }>(
-    `INSERT INTO events (conv_id, seq, sender_id, client_msg_id, type, body, target_seq)
+    `WITH bumped AS (
+       UPDATE conversations c SET last_seq = v.last_seq, last_event_at = now()
+       FROM unnest($8::uuid[], $9::bigint[]) AS v(id, last_seq) WHERE c.id = v.id
+       RETURNING 1
+     )
+     INSERT INTO events (conv_id, seq, sender_id, client_msg_id, type, body, target_seq)
      SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bigint[])
      RETURNING created_at`,
     [rows.map(r => r.conv_id), rows.map(r => r.seq), rows.map(r => r.sender_id), rows.map(r => r.client_msg_id),
-      rows.map(r => r.type), rows.map(r => JSON.stringify(r.body)), rows.map(r => r.target_seq)])
+      rows.map(r => r.type), rows.map(r => JSON.stringify(r.body)), rows.map(r => r.target_seq),
+      touched, touched.map(id => lastSeq.get(id))])
   const createdAt = inserted[0]?.created_at ?? new Date()
   for (const row of rows) row.created_at = createdAt
-
-  const touched = [...new Set(rows.map(r => r.conv_id))]
-  await tx.query(
-    `UPDATE conversations c SET last_seq = v.last_seq, last_event_at = now()
-     FROM unnest($1::uuid[], $2::bigint[]) AS v(id, last_seq) WHERE c.id = v.id`,
-    [touched, touched.map(id => lastSeq.get(id))])
   return results
 }
 
