@@ -1,0 +1,141 @@
+// `npm run bench -- [flags]`: parsed with node:util parseArgs, every value checked once;
+// a bad flag exits 2 with a message that names it.
+import { parseArgs } from 'node:util'
+import type { Target } from './protocol.js'
+
+export type Mode = 'max' | 'rate' | 'group'
+
+export interface BenchOptions {
+  readonly pairs: number
+  readonly durationS: number
+  readonly warmupS: number
+  readonly ratePerS: number
+  readonly window: number
+  readonly workers: number
+  readonly groupSize: number
+  readonly groupSenders: number
+  readonly groupRatePerS: number
+  readonly groupDurationS: number
+  readonly paddingBytes: number
+  readonly drainS: number
+  readonly quietS: number
+  readonly rounds: number
+  readonly targets: readonly Target[]
+  readonly modes: readonly Mode[]
+  readonly cpuProf: boolean
+  readonly pgSample: boolean
+  readonly verbose: boolean
+  readonly outDir: string
+}
+
+export class UsageError extends Error {}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --pairs N            1:1 conversations, both users connected            (default 50)
+  --duration S         measured seconds per max/rate phase               (default 15)
+  --warmup S           seconds of the same load before measuring         (default 3)
+  --rate R             offered sends/s in the rate phase, all pairs      (default 2000)
+  --window W           un-PUBACKed sends per sender in the max phase     (default 20)
+  --workers K          load-generating processes                         (default 2)
+  --group-size G       members of the fan-out group, all connected       (default 250)
+  --group-senders S    members of the group that send                    (default 4)
+  --group-rate R       sends/s into the group, all senders together      (default 20)
+  --group-duration S   measured seconds of the group phase               (default 10)
+  --padding B          filler bytes in each text                         (default 40)
+  --drain S            max wait for outstanding acks/deliveries          (default 10)
+  --rounds N           measured rounds per phase and target, alternating   (default 3)
+                       between targets (ABBA); --duration is split over them
+  --quiet S            before each phase, wait up to S s for other jobs   (default 5)
+                       on the machine to use < 25% of a core
+  --targets LIST       threadline,raw-aedes                              (default both)
+  --modes LIST         max,rate,group                                    (default all)
+  --cpu-prof           run both brokers with node --cpu-prof (<out>/profiles/CPU.*.<pid>.*)
+  --pg-sample          sample pg_stat_activity every 5 ms: where a batch's time goes
+  --verbose            echo the servers' output
+  --out DIR            where latest.json and latest.md go                (default bench/results)
+  --help`
+
+function int (values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
+  const raw = values[name]
+  if (raw === undefined) return fallback
+  const text = String(raw)
+  if (!/^\d+$/.test(text)) throw new UsageError(`--${name}: expected a whole number, got ${JSON.stringify(text)}`)
+  const n = Number(text)
+  if (n < min || n > max) throw new UsageError(`--${name}: must be between ${min} and ${max}, got ${n}`)
+  return n
+}
+
+function list<T extends string> (values: Record<string, unknown>, name: string, allowed: readonly T[]): T[] {
+  const raw = values[name]
+  if (raw === undefined) return [...allowed]
+  const items = String(raw).split(',').map(s => s.trim()).filter(s => s !== '')
+  for (const item of items) {
+    if (!(allowed as readonly string[]).includes(item)) throw new UsageError(`--${name}: ${JSON.stringify(item)} is not one of ${allowed.join(', ')}`)
+  }
+  if (items.length === 0) throw new UsageError(`--${name}: name at least one of ${allowed.join(', ')}`)
+  return [...new Set(items)] as T[]
+}
+
+/** Throws UsageError for anything wrong; answers null for --help. */
+export function parseOptions (argv: string[]): BenchOptions | null {
+  let values: Record<string, unknown>
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        pairs: { type: 'string' },
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        rate: { type: 'string' },
+        window: { type: 'string' },
+        workers: { type: 'string' },
+        'group-size': { type: 'string' },
+        'group-senders': { type: 'string' },
+        'group-rate': { type: 'string' },
+        'group-duration': { type: 'string' },
+        padding: { type: 'string' },
+        drain: { type: 'string' },
+        quiet: { type: 'string' },
+        rounds: { type: 'string' },
+        targets: { type: 'string' },
+        modes: { type: 'string' },
+        'cpu-prof': { type: 'boolean' },
+        'pg-sample': { type: 'boolean' },
+        verbose: { type: 'boolean' },
+        out: { type: 'string' },
+        help: { type: 'boolean' }
+      }
+    }))
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  if (values.help === true) return null
+  const groupSize = int(values, 'group-size', 250, 2, 5000)
+  const opts: BenchOptions = {
+    // every pair is two connections: stay well inside ~20,000 open files per process
+    pairs: int(values, 'pairs', 50, 1, 4000),
+    durationS: int(values, 'duration', 15, 1, 600),
+    warmupS: int(values, 'warmup', 3, 0, 120),
+    ratePerS: int(values, 'rate', 2000, 1, 1_000_000),
+    window: int(values, 'window', 20, 1, 1000),
+    workers: int(values, 'workers', 2, 1, 16),
+    groupSize,
+    groupSenders: int(values, 'group-senders', 4, 1, groupSize),
+    groupRatePerS: int(values, 'group-rate', 20, 1, 100_000),
+    groupDurationS: int(values, 'group-duration', 10, 1, 600),
+    paddingBytes: int(values, 'padding', 40, 0, 3900),
+    drainS: int(values, 'drain', 10, 1, 300),
+    quietS: int(values, 'quiet', 5, 0, 600),
+    rounds: int(values, 'rounds', 3, 1, 20),
+    targets: list(values, 'targets', ['threadline', 'raw-aedes'] as const),
+    modes: list(values, 'modes', ['max', 'rate', 'group'] as const),
+    cpuProf: values['cpu-prof'] === true,
+    pgSample: values['pg-sample'] === true,
+    verbose: values.verbose === true,
+    outDir: typeof values.out === 'string' && values.out !== '' ? values.out : 'bench/results'
+  }
+  return Object.freeze(opts)
+}

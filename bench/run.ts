@@ -1,0 +1,291 @@
+// `npm run bench`: Threadline (real server child + throwaway durable PostgreSQL) and a raw
+// Aedes 1.2 broker, driven by the same MQTT.js load from separate worker processes, side by
+// side in one run: max throughput, a paced 2,000 msg/s, and a 250-member group fan-out.
+// Prints a table; writes <out>/latest.json and <out>/latest.md. See bench/README.md.
+import { execFileSync } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { createTokenService } from '../plugins/auth/tokens.js'
+import { ensurePackages, pgBinDir } from '../test/services/debian.js'
+import { startPostgres } from '../test/services/postgres.js'
+import { type Defer, freePort, sleep } from '../test/services/util.js'
+import { type BenchOptions, USAGE, UsageError, parseOptions } from './options.js'
+import { type PhasePlan, type PhaseReport, type Round, type Servers, runRound, summarize } from './phase.js'
+import { startChild, waitForPort, waitForQuiet, type Child } from './procs.js'
+import { type BenchReport, markdown, table, verdicts } from './report.js'
+import { type Scenario, groupScenario, insertConversations, pairsScenario, userSenderMap } from './scenario.js'
+import { WorkerPool } from './workers.js'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const SECRET = 'bench-secret-0123456789abcdef'
+const STARTUP_TIMEOUT_MS = 60_000
+const SETUP_TIMEOUT_MS = 120_000
+
+const cleanups: Array<() => Promise<unknown>> = []
+const defer: Defer = fn => { cleanups.push(fn) }
+const log = (msg: string): void => { process.stderr.write(`[bench] ${msg}\n`) }
+
+let interrupted: NodeJS.Signals | undefined
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    if (interrupted === undefined) log(`${sig}: stopping`)
+    interrupted = sig
+    void runCleanups().then(() => process.exit(130))
+  })
+}
+function checkInterrupted (): void {
+  if (interrupted !== undefined) throw new Error(`interrupted by ${interrupted}`)
+}
+
+async function runCleanups (): Promise<void> {
+  for (const fn of cleanups.splice(0).reverse()) {
+    try {
+      await fn()
+    } catch (err) {
+      log(`cleanup failed: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+}
+
+function nodeArgs (script: string[], profDir: string | null): string[] {
+  return ['--import', 'tsx', ...(profDir !== null ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...script]
+}
+
+interface RunningTarget { servers: Servers, url: string, child: Child, databaseUrl: string | null }
+
+async function startThreadlineTarget (opts: BenchOptions, profDir: string | null): Promise<RunningTarget> {
+  const databaseUrl = await startPostgres(defer)
+  log(`PostgreSQL ready at ${databaseUrl} (fsync on, synchronous_commit on)`)
+  const stats = new pg.Client({ connectionString: databaseUrl })
+  await stats.connect()
+  defer(() => stats.end())
+  const { rows } = await stats.query<{ data_directory: string, fsync: string, synchronous_commit: string }>(
+    "SELECT current_setting('data_directory') AS data_directory, current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit")
+  const settings = rows[0]!
+  if (settings.fsync !== 'on' || settings.synchronous_commit !== 'on') throw new Error(`PostgreSQL is not durable: fsync=${settings.fsync} synchronous_commit=${settings.synchronous_commit}`)
+  const pgRootPid = Number((await readFile(path.join(settings.data_directory, 'postmaster.pid'), 'utf8')).split('\n')[0])
+
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'threadline-bench-'))
+  defer(() => rm(dataDir, { recursive: true, force: true }))
+  const mqttPort = await freePort()
+  const httpPort = await freePort()
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DATABASE_URL: databaseUrl,
+    THREADLINE_MQTT_PORT: String(mqttPort),
+    THREADLINE_HTTP_PORT: String(httpPort),
+    THREADLINE_HOST: '127.0.0.1',
+    THREADLINE_JWT_SECRET: SECRET,
+    THREADLINE_LOG_LEVEL: 'warn',
+    THREADLINE_DATA_DIR: dataDir,
+    // no rate limit may shape the load: the bench measures the send path itself
+    THREADLINE_SEND_RATE: '1000000',
+    THREADLINE_SEND_BURST: '1000000',
+    THREADLINE_MAX_GROUP_MEMBERS: String(Math.max(256, opts.groupSize))
+  }
+  const child = startChild('threadline', process.execPath, nodeArgs(['broker/main.ts'], profDir), { cwd: root, env, verbose: opts.verbose })
+  defer(() => child.stop())
+  await waitForPort(mqttPort, child, STARTUP_TIMEOUT_MS)
+  log(`Threadline up (pid ${child.pid}, MQTT 127.0.0.1:${mqttPort})`)
+  return { servers: { target: 'threadline', brokerPid: child.pid, pgRootPid, pgStats: stats }, url: `mqtt://127.0.0.1:${mqttPort}`, child, databaseUrl }
+}
+
+async function startRawTarget (opts: BenchOptions, profDir: string | null): Promise<RunningTarget> {
+  const port = await freePort()
+  const child = startChild('raw-aedes', process.execPath, nodeArgs(['bench/raw-aedes.ts', String(port)], profDir), { cwd: root, env: process.env, verbose: opts.verbose })
+  defer(() => child.stop())
+  await waitForPort(port, child, STARTUP_TIMEOUT_MS)
+  log(`raw Aedes up (pid ${child.pid}, MQTT 127.0.0.1:${port})`)
+  return { servers: { target: 'raw-aedes', brokerPid: child.pid, pgRootPid: null, pgStats: null }, url: `mqtt://127.0.0.1:${port}`, child, databaseUrl: null }
+}
+
+/** One target with its scenario's clients connected in their own worker processes. */
+interface Rig { t: RunningTarget, scenario: Scenario, pool: WorkerPool }
+
+/**
+ * Connects every target's clients for one scenario (all targets at once, so phases of
+ * different targets can alternate), runs fn, then disconnects them.
+ */
+async function withRigs (opts: BenchOptions, targets: RunningTarget[], scenarioFor: (t: RunningTarget) => Scenario, fn: (rigs: Rig[]) => Promise<void>): Promise<void> {
+  const rigs: Rig[] = []
+  // a dying server's exit may be reported just after its clients' errors: name it
+  const serverDied = async (err: unknown): Promise<never> => {
+    await Promise.race([Promise.all(targets.map(t => t.child.exited)), sleep(1000)])
+    const dead = targets.find(t => t.child.exitStatus() !== null)
+    if (dead !== undefined) throw new Error(`${dead.child.name} ended (${dead.child.exitStatus()}) during the run; its last output:\n${dead.child.tail()}`, { cause: err })
+    throw err
+  }
+  try {
+    for (const t of targets) {
+      const scenario = scenarioFor(t)
+      if (t.databaseUrl !== null) await insertConversations(t.databaseUrl, scenario.convs, scenario.name === 'pairs' ? 'direct' : 'group')
+      const pool = WorkerPool.start(opts.workers, root)
+      rigs.push({ t, scenario, pool })
+      const connectMs = await pool.setup(w => ({
+        cmd: 'setup',
+        target: t.servers.target,
+        url: t.url,
+        clients: scenario.clients.filter(c => c.worker === w).map(({ worker: _, ...spec }) => spec),
+        senders: scenario.senders.filter(s => scenario.clients.find(c => c.user === s.user)?.worker === w),
+        senderUsers: userSenderMap(scenario),
+        padding: opts.paddingBytes
+      }), SETUP_TIMEOUT_MS)
+      log(`${t.servers.target}: ${scenario.clients.length} clients connected and subscribed in ${connectMs} ms`)
+    }
+    await fn(rigs)
+  } catch (err) {
+    await serverDied(err)
+  } finally {
+    await Promise.all(rigs.map(r => r.pool.close()))
+  }
+}
+
+/**
+ * One phase for every target: `--rounds` measured rounds per target, alternating between
+ * targets in ABBA order, so bursts of other load on the machine land on both sides alike;
+ * the rounds of a target are then summed into one report.
+ */
+async function phaseAcross (opts: BenchOptions, rigs: Rig[], plan: PhasePlan): Promise<PhaseReport[]> {
+  checkInterrupted()
+  const othersBefore = opts.quietS > 0 ? await waitForQuiet(opts.quietS, 25) : null
+  if (othersBefore !== null && othersBefore >= 25) log(`other jobs on this machine use ${othersBefore}% of a core: figures will suffer`)
+  const what = plan.shape.kind === 'window' ? `window ${plan.shape.window}/sender` : `${plan.shape.ratePerS} sends/s`
+  log(`${plan.mode}: ${what}, ${opts.rounds} round(s) per target, ${plan.warmupS} s warm-up + ${plan.durationS} s measured per target`)
+  const rounds = rigs.map((): Round[] => [])
+  for (let i = 0; i < opts.rounds; i++) {
+    const order = i % 2 === 0 ? [...rigs.keys()] : [...rigs.keys()].reverse()
+    for (const k of order) {
+      checkInterrupted()
+      const r = rigs[k] as Rig
+      // the server must still be there, or every figure would be nonsense
+      if (r.t.child.exitStatus() !== null) throw new Error(`${r.t.child.name} ended (${r.t.child.exitStatus()}):\n${r.t.child.tail()}`)
+      const warmupS = i === 0 ? plan.warmupS : Math.min(1, plan.warmupS)
+      rounds[k]?.push(await runRound(r.t.servers, r.pool, r.scenario, plan, warmupS, plan.durationS / opts.rounds))
+    }
+  }
+  return rigs.map((r, k) => {
+    const report = summarize(r.t.servers, r.pool, r.scenario, plan, rounds[k] ?? [])
+    report.cpu.othersBeforePct = othersBefore
+    log(`${r.t.servers.target} ${plan.mode}: ${report.msgPerS} msg/s, p50 ${report.latencyMs.p50} ms, p99 ${report.latencyMs.p99} ms, ` +
+      `lost ${report.integrity.lost}, broker ${report.cpu.brokerPct}%` + (report.cpu.pgPct !== null ? `, PG ${report.cpu.pgPct}%` : '') +
+      `, other jobs ${report.cpu.othersPct}%`)
+    return report
+  })
+}
+
+/**
+ * Both targets run at the same time (an idle broker costs nothing) and their rounds
+ * alternate, so a change in the machine's other load hits both sides alike.
+ */
+async function benchAll (opts: BenchOptions, profDir: string | null): Promise<PhaseReport[]> {
+  const targets: RunningTarget[] = []
+  for (const target of opts.targets) {
+    checkInterrupted()
+    targets.push(target === 'threadline' ? await startThreadlineTarget(opts, profDir) : await startRawTarget(opts, profDir))
+  }
+  const tokens = createTokenService(SECRET)
+  const token = (user: string): string => tokens.sign({ sub: user }, 6 * 3600)
+  const reports: PhaseReport[] = []
+  const base = { warmupS: opts.warmupS, durationS: opts.durationS, drainS: opts.drainS, pgSample: opts.pgSample }
+  const pairPlans: PhasePlan[] = [
+    ...(opts.modes.includes('max') ? [{ mode: 'max', shape: { kind: 'window', window: opts.window }, ...base } as const] : []),
+    ...(opts.modes.includes('rate') ? [{ mode: 'rate', shape: { kind: 'rate', ratePerS: opts.ratePerS }, ...base } as const] : [])
+  ]
+  if (pairPlans.length > 0) {
+    await withRigs(opts, targets, t => pairsScenario(t.servers.target, opts.pairs, opts.workers, token), async (rigs) => {
+      for (const plan of pairPlans) reports.push(...await phaseAcross(opts, rigs, plan))
+    })
+  }
+  if (opts.modes.includes('group')) {
+    const plan: PhasePlan = {
+      mode: 'group', shape: { kind: 'rate', ratePerS: opts.groupRatePerS },
+      warmupS: Math.min(opts.warmupS, 2), durationS: opts.groupDurationS, drainS: opts.drainS, pgSample: opts.pgSample
+    }
+    await withRigs(opts, targets, t => groupScenario(t.servers.target, opts.groupSize, opts.groupSenders, opts.workers, token), async (rigs) => {
+      reports.push(...await phaseAcross(opts, rigs, plan))
+    })
+  }
+  // a graceful stop also writes the --cpu-prof profiles
+  await Promise.all(targets.map(t => t.child.stop()))
+  return reports
+}
+
+/** HEAD and the server-side files that differ from it, so a figure can be tied to code. */
+function measuredCode (): BenchReport['code'] {
+  const git = (args: string[]): string | null => {
+    try {
+      return execFileSync('git', args, { cwd: root, encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    } catch {
+      return null
+    }
+  }
+  const status = git(['status', '--porcelain', '--', 'broker', 'plugins', 'schemas', 'package-lock.json'])
+  return {
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    modified: status === null || status === '' ? [] : status.split('\n').map(l => l.slice(3))
+  }
+}
+
+function machine (): BenchReport['machine'] {
+  const cpus = os.cpus()
+  const bin = pgBinDir()
+  const postgres = bin !== undefined ? `PostgreSQL ${path.basename(path.dirname(bin))}` : null
+  return { cpus: cpus.length, cpuModel: cpus[0]?.model.trim() ?? 'unknown', node: process.versions.node, postgres, kernel: os.release() }
+}
+
+async function main (argv: string[]): Promise<number> {
+  let opts: BenchOptions | null
+  try {
+    opts = parseOptions(argv)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bench: ${err.message}\n\n${USAGE}\n`)
+      return 2
+    }
+    throw err
+  }
+  if (opts === null) {
+    process.stdout.write(USAGE + '\n')
+    return 0
+  }
+  const startedAt = new Date().toISOString()
+  const measured = measuredCode()
+  const outDir = path.resolve(root, opts.outDir)
+  await mkdir(outDir, { recursive: true })
+  const profDir = opts.cpuProf ? path.join(outDir, 'profiles') : null
+  if (profDir !== null) await mkdir(profDir, { recursive: true })
+  await ensurePackages({ postgres: opts.targets.includes('threadline'), redis: false })
+
+  const phases = await benchAll(opts, profDir)
+  await runCleanups()
+  const { verdicts: v, warnings } = verdicts(phases, opts)
+  const report: BenchReport = {
+    startedAt,
+    command: ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
+    machine: machine(),
+    code: measured,
+    options: opts,
+    phases,
+    verdicts: v,
+    warnings
+  }
+  await writeFile(path.join(outDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
+  await writeFile(path.join(outDir, 'latest.md'), markdown(report) + '\n')
+  process.stdout.write(table(report) + '\n')
+  log(`wrote ${path.relative(root, path.join(outDir, 'latest.json'))} and latest.md`)
+  return 0
+}
+
+let code: number
+try {
+  code = await main(process.argv.slice(2))
+} catch (err) {
+  log(`failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+  code = 1
+}
+await runCleanups()
+process.exit(code)

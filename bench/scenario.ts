@@ -1,0 +1,93 @@
+// Who talks to whom: N 1:1 pairs or one big group, the same shape for both targets. For
+// Threadline the conversations are written straight into PostgreSQL before load, as
+// test/helpers/fixtures.ts does (the membership cache loads them when users connect).
+import { randomUUID } from 'node:crypto'
+import pg from 'pg'
+import type { ClientSpec, SenderSpec, Target } from './protocol.js'
+
+export interface Conversation {
+  id: string
+  members: string[]
+}
+
+export interface Scenario {
+  name: 'pairs' | 'group'
+  convs: Conversation[]
+  /** every sender; index = position */
+  senders: SenderSpec[]
+  /** user → connection spec, and which worker opens it */
+  clients: Array<ClientSpec & { worker: number }>
+  /** deliveries of one send to members other than its sender */
+  recipientsPerSend: number
+}
+
+export function userSenderMap (s: Scenario): Record<string, string> {
+  return Object.fromEntries(s.senders.map(x => [String(x.index), x.user]))
+}
+
+/**
+ * Threadline: each member subscribes to its own `user/<me>/inbox`; a send goes to
+ * `conv/<c>/send` and the broker fans the stored event out to every member's inbox
+ * (the sender's too) and to `conv/<c>/events`.
+ * Raw Aedes: every member subscribes to `conv/<c>/events` and the sender publishes
+ * there. That is the closest equivalent: one QoS 1 PUBLISH in, one PUBACK, and one QoS 1
+ * delivery per member, the sender's echo included.
+ */
+function topics (target: Target, conv: string, user: string): { subscribe: string[], send: string } {
+  return target === 'threadline'
+    ? { subscribe: [`user/${user}/inbox`], send: `conv/${conv}/send` }
+    : { subscribe: [`conv/${conv}/events`], send: `conv/${conv}/events` }
+}
+
+export function pairsScenario (target: Target, pairs: number, workers: number, token: (user: string) => string): Scenario {
+  const convs: Conversation[] = []
+  const senders: SenderSpec[] = []
+  const clients: Scenario['clients'] = []
+  for (let i = 0; i < pairs; i++) {
+    const conv = randomUUID()
+    const a = `pa${i}`
+    const b = `pb${i}`
+    convs.push({ id: conv, members: [a, b] })
+    const t = topics(target, conv, a)
+    senders.push({ index: i, user: a, convId: conv, topic: t.send })
+    // a pair lives in one worker: its sender and recipient share a process
+    for (const user of [a, b]) clients.push({ user, token: token(user), subscribe: topics(target, conv, user).subscribe, expectFrom: [i], worker: i % workers })
+  }
+  return { name: 'pairs', convs, senders, clients, recipientsPerSend: 1 }
+}
+
+export function groupScenario (target: Target, size: number, senderCount: number, workers: number, token: (user: string) => string): Scenario {
+  const conv = randomUUID()
+  const members = Array.from({ length: size }, (_, i) => `gm${i}`)
+  const stride = Math.max(1, Math.floor(size / senderCount))
+  const senders: SenderSpec[] = Array.from({ length: senderCount }, (_, i) => {
+    const user = members[i * stride] as string
+    return { index: i, user, convId: conv, topic: topics(target, conv, user).send }
+  })
+  const all = senders.map(s => s.index)
+  const clients = members.map((user, i) => ({ user, token: token(user), subscribe: topics(target, conv, user).subscribe, expectFrom: all, worker: i % workers }))
+  return { name: 'group', convs: [{ id: conv, members }], senders, clients, recipientsPerSend: size - 1 }
+}
+
+/** Users, conversations and members in one transaction, with bulk statements. */
+export async function insertConversations (databaseUrl: string, convs: readonly Conversation[], type: 'direct' | 'group'): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    await client.query('BEGIN')
+    const users = [...new Set(convs.flatMap(c => c.members))]
+    await client.query('INSERT INTO users (id, display_name) SELECT u, u FROM unnest($1::text[]) AS u ON CONFLICT DO NOTHING', [users])
+    await client.query(
+      `INSERT INTO conversations (id, type, title, created_by, direct_key)
+       SELECT id, $2, CASE WHEN $2 = 'group' THEN 'bench group' END, creator, CASE WHEN $2 = 'direct' THEN dkey END
+       FROM unnest($1::uuid[], $3::text[], $4::text[]) AS v(id, creator, dkey)`,
+      [convs.map(c => c.id), type, convs.map(c => c.members[0]), convs.map(c => [...c.members].sort().join('|'))])
+    const rows = convs.flatMap(c => c.members.map((u, i) => [c.id, u, i === 0 ? 'admin' : 'member'] as const))
+    await client.query(
+      'INSERT INTO members (conv_id, user_id, role) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])',
+      [rows.map(r => r[0]), rows.map(r => r[1]), rows.map(r => r[2])])
+    await client.query('COMMIT')
+  } finally {
+    await client.end()
+  }
+}
