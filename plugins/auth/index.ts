@@ -6,6 +6,7 @@ import { ConnectRefusal } from '../../broker/plugin.js'
 import { setIdentity, type Identity } from '../../broker/identity.js'
 import { isId } from '../../schemas/ids.js'
 import { TokenError, type TokenService } from './tokens.js'
+import { upsertTokenUser } from './users.js'
 
 export const TOKENS_SERVICE = 'auth.tokens'
 
@@ -67,11 +68,7 @@ export const authPlugin: ThreadlinePlugin = {
           return
         }
         const identity = verifyToken(tokens, info)
-        await ctx.store.query(
-          `INSERT INTO users (id, display_name) VALUES ($1, $2)
-           ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name
-           WHERE $3 AND users.display_name IS DISTINCT FROM EXCLUDED.display_name`,
-          [identity.userId, identity.name ?? identity.userId, identity.name !== null])
+        await upsertTokenUser(ctx.store, identity.userId, identity.name)
         await ctx.membership.retain(identity.userId)
         setIdentity(client, identity)
         const stopTimer = disconnectAtExpiry(client, identity.expiresAt)

@@ -3,14 +3,7 @@
 import type { Queryable } from '../../broker/store/index.js'
 import type { Me } from '../../schemas/index.js'
 
-/** Same statement as the MQTT CONNECT path (plugins/auth): a token's name wins over the placeholder. */
-export async function upsertTokenUser (q: Queryable, userId: string, name: string | null): Promise<void> {
-  await q.query(
-    `INSERT INTO users (id, display_name) VALUES ($1, $2)
-     ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name
-     WHERE $3 AND users.display_name IS DISTINCT FROM EXCLUDED.display_name`,
-    [userId, name ?? userId, name !== null])
-}
+export { upsertTokenUser } from '../../plugins/auth/users.js'
 
 /** Rows for users named as members, leaving existing ones untouched. */
 export async function ensureUsers (q: Queryable, userIds: readonly string[]): Promise<void> {
