@@ -20,15 +20,28 @@ export interface SendOutcome {
   envelope: EventEnvelope
 }
 
+/**
+ * Fan-out publishes allowed in flight before the next batch waits. PUBACK goes out at
+ * commit, before delivery (DESIGN.md §4), so without this bound nothing would slow
+ * senders down when delivery falls behind and the backlog would grow in memory. Held
+ * batches hold their PUBACKs, and MQTT clients' in-flight windows do the rest.
+ */
+export const MAX_FANOUT_IN_FLIGHT = 4096
+
 export class SendService {
   readonly #committer: GroupCommitter<PendingSend, CommitResult>
   readonly #publish: Publish
   readonly #log: Logger
+  #fanoutInFlight = 0
+  #roomWaiters: Array<() => void> = []
 
   constructor (store: Store, publish: Publish, log: Logger) {
     this.#publish = publish
     this.#log = log
-    this.#committer = new GroupCommitter((items) => store.transaction(tx => commitBatch(tx, items)))
+    this.#committer = new GroupCommitter(async (items) => {
+      await this.#room()
+      return await store.transaction(tx => commitBatch(tx, items))
+    })
   }
 
   /**
@@ -62,13 +75,28 @@ export class SendService {
     // Fan-out failures (a Redis hiccup) must not fail a committed send: the event is
     // stored and every device catches up from the history API.
     const fail = (err: unknown): void => this.#log.error({ err, conv_id: envelope.conv_id, seq: envelope.seq }, 'fan-out failed')
+    const send = (topic: string): void => {
+      this.#fanoutInFlight++
+      this.#publish(topic, payload).catch(fail).finally(() => this.#published())
+    }
     if (result.kind === 'duplicate') {
       // a retry learns its seq on the sender's own inbox only (DESIGN.md §4 "Idempotent")
-      this.#publish(inboxTopic(pending.senderId), payload).catch(fail)
+      send(inboxTopic(pending.senderId))
       return { created: false, envelope }
     }
-    for (const member of result.members) this.#publish(inboxTopic(member), payload).catch(fail)
-    this.#publish(eventsTopic(envelope.conv_id), payload).catch(fail)
+    for (const member of result.members) send(inboxTopic(member))
+    send(eventsTopic(envelope.conv_id))
     return { created: true, envelope }
+  }
+
+  #published (): void {
+    this.#fanoutInFlight--
+    if (this.#fanoutInFlight < MAX_FANOUT_IN_FLIGHT) for (const wake of this.#roomWaiters.splice(0)) wake()
+  }
+
+  async #room (): Promise<void> {
+    while (this.#fanoutInFlight >= MAX_FANOUT_IN_FLIGHT) {
+      await new Promise<void>(resolve => this.#roomWaiters.push(resolve))
+    }
   }
 }
