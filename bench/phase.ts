@@ -98,18 +98,11 @@ export interface PhaseReport {
   latencyFromPublishMs: LatencyFigures
   /** ms, how late the open-loop scheduler published (its own contention, not the server's) */
   schedulerLagMs: LatencyFigures
-  integrity: {
-    sent: number
-    acked: number
+  /** the workers' counts (PhaseResult), summed, plus what only the driver can tell */
+  integrity: Pick<PhaseResult, 'sent' | 'acked' | 'duplicates' | 'orderViolations' | 'seqGaps' | 'errors' | 'errorSamples' | 'stray'> & {
     unacked: number
     /** PUBACKed sends some member (recipient or the sender's echo) never received */
     lost: number
-    duplicates: number
-    orderViolations: number
-    seqGaps: number
-    errors: number
-    errorSamples: string[]
-    stray: number
     drained: boolean
   }
   cpu: {
