@@ -1,4 +1,5 @@
 export * from './ids.js'
+export * from './storable.js'
 export * from './send.js'
 export * from './envelope.js'
 export * from './errors.js'

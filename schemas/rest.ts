@@ -4,6 +4,7 @@
 import Type from 'typebox'
 import { ConvId, Seq, Timestamp, UserId } from './ids.js'
 import { EventEnvelope } from './envelope.js'
+import { MAX_SAFE_INTEGER, StorableString } from './storable.js'
 import { ErrorBody } from './errors.js'
 
 export const CONVERSATIONS_PAGE_DEFAULT = 20
@@ -12,7 +13,7 @@ export const HISTORY_PAGE_DEFAULT = 50
 export const HISTORY_PAGE_MAX = 200
 export const MAX_TITLE_LENGTH = 200
 
-const SeqOrZero = Type.Integer({ minimum: 0, description: '0 when nothing yet' })
+const SeqOrZero = Type.Integer({ minimum: 0, maximum: MAX_SAFE_INTEGER, description: '0 when nothing yet' })
 const Nullable = <T extends Type.TSchema>(schema: T) => Type.Union([schema, Type.Null()])
 
 export const ConversationType = Type.Enum(['direct', 'group'])
@@ -27,7 +28,7 @@ export const NoContent = Type.Null({ description: 'done; no body' })
 
 export const CreateConversationBody = Type.Object({
   type: ConversationType,
-  title: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: 'required for groups; direct conversations have none' })),
+  title: Type.Optional(StorableString({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: 'required for groups; direct conversations have none; not blank' }, { nonBlank: true })),
   members: Type.Array(UserId, {
     minItems: 1,
     description: 'direct: the one other user; group: the members besides the creator (the creator joins as admin); users not seen yet are created'
@@ -109,8 +110,8 @@ export type MemberSettings = Type.Static<typeof MemberSettings>
 // ── history ────────────────────────────────────────────────────────────────────────────
 
 export const HistoryQuery = Type.Object({
-  after_seq: Type.Optional(Type.Integer({ minimum: 0, description: 'the oldest `limit` events above this seq' })),
-  before_seq: Type.Optional(Type.Integer({ minimum: 1, description: 'the newest `limit` events below this seq' })),
+  after_seq: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SAFE_INTEGER, description: 'the oldest `limit` events above this seq' })),
+  before_seq: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SAFE_INTEGER, description: 'the newest `limit` events below this seq' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: HISTORY_PAGE_MAX, default: HISTORY_PAGE_DEFAULT }))
 })
 

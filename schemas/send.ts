@@ -3,11 +3,12 @@
 // the sender from the connection's token.
 import Type from 'typebox'
 import { Seq } from './ids.js'
+import { StorableString } from './storable.js'
 
 export const MAX_TEXT_CODE_POINTS = 4000
 
-const ClientMsgId = Type.String({ minLength: 1, maxLength: 64, description: 'client-chosen id, unique per sender and conversation: a retry with the same id is not stored twice' })
-const Text = Type.String({ minLength: 1, maxLength: MAX_TEXT_CODE_POINTS, description: '1–4000 code points' })
+const ClientMsgId = StorableString({ minLength: 1, maxLength: 64, description: 'client-chosen id, unique per sender and conversation: a retry with the same id is not stored twice' })
+const Text = StorableString({ minLength: 1, maxLength: MAX_TEXT_CODE_POINTS, description: '1–4000 code points, not blank' }, { nonBlank: true })
 
 export const SendText = Type.Object({
   client_msg_id: ClientMsgId,
@@ -19,7 +20,7 @@ export const SendReaction = Type.Object({
   client_msg_id: ClientMsgId,
   type: Type.Literal('reaction'),
   target_seq: Seq,
-  emoji: Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()], { description: 'null removes the sender\'s reaction' })
+  emoji: Type.Union([StorableString({ minLength: 1, maxLength: 64 }), Type.Null()], { description: 'null removes the sender\'s reaction' })
 })
 export const SendEdit = Type.Object({
   client_msg_id: ClientMsgId,

@@ -23,9 +23,10 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-// SQLSTATE classes that mean "the database is not there" rather than "the query is wrong":
-// 08 connection exception, 57P admin shutdown / crash, 53 insufficient resources.
-const UNAVAILABLE_SQLSTATE = /^(08|57P|53)/
+// SQLSTATE classes that mean "the database is not there (or not answering in time)"
+// rather than "the query is wrong": 08 connection exception, 57P admin shutdown / crash,
+// 57014 statement timeout, 55P03 lock timeout, 53 insufficient resources.
+const UNAVAILABLE_SQLSTATE = /^(08|57P|57014|55P03|53)/
 const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'])
 
 export function isUnavailable (err: unknown): boolean {

@@ -11,6 +11,8 @@ export interface PendingSend {
   convId: string
   senderId: string
   req: SendRequest
+  /** see SendService.send */
+  lane?: object | undefined
 }
 
 export type CommitResult =

@@ -36,7 +36,7 @@ function handleSend (ctx: PluginContext, service: SendService, client: Client, p
     answer(err as ThreadlineError)
     return
   }
-  return service.send(identity.userId, convId, body).then(() => undefined, (err: ThreadlineError) => {
+  return service.send(identity.userId, convId, body, client).then(() => undefined, (err: ThreadlineError) => {
     answer(err)
     // no PUBACK: closing the connection makes the client's session resend (DESIGN.md §4)
     if (err.code === 'unavailable') throw err

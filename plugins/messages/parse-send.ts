@@ -1,5 +1,6 @@
 // Turns a raw send (MQTT payload bytes or an HTTP body) into a validated SendRequest,
 // or a catalog error. Synchronous on purpose: see GroupCommitter.submit.
+import { isUtf8 } from 'node:buffer'
 import { MAX_TEXT_CODE_POINTS, SendRequest, ThreadlineError, compileCheck, isUuid, sendVariants, type EventType } from '../../schemas/index.js'
 
 const checks = Object.fromEntries(
@@ -12,8 +13,12 @@ function codePoints (s: string): number {
   return n
 }
 
-export function parseJsonPayload (payload: Buffer | string, maxBytes: number): unknown {
+export function parseJsonPayload (raw: Buffer | string, maxBytes: number): unknown {
+  const payload = typeof raw === 'string' ? Buffer.from(raw) : raw
   if (payload.length > maxBytes) throw new ThreadlineError('too_large', `payload is ${payload.length} bytes; the limit is ${maxBytes}`)
+  // toString() would turn invalid bytes into U+FFFD, silently changing the text and even
+  // the client_msg_id that idempotency keys on: refuse instead
+  if (!isUtf8(payload)) throw new ThreadlineError('bad_request', 'payload is not valid UTF-8')
   try {
     return JSON.parse(payload.toString())
   } catch {

@@ -14,6 +14,10 @@ import { checkConvId, parseSend } from './parse-send.js'
 
 export type Publish = (topic: string, payload: Buffer) => Promise<void>
 
+type Committed =
+  | { kind: 'done', created: boolean, envelope: EventEnvelope }
+  | { kind: 'rejected', error: ThreadlineError }
+
 export interface SendOutcome {
   /** false when this was a retry of an already stored send */
   created: boolean
@@ -28,38 +32,58 @@ export interface SendOutcome {
  */
 export const MAX_FANOUT_IN_FLIGHT = 4096
 
+/** Sends queued for a commit before readers are held back (GroupCommitter maxQueued). */
+export const MAX_QUEUED_SENDS = 10_000
+
+/** How often a batch that PostgreSQL aborted as a deadlock or serialization failure is run again. */
+const TRANSIENT_RETRIES = 3
+
 export class SendService {
-  readonly #committer: GroupCommitter<PendingSend, CommitResult>
+  readonly #committer: GroupCommitter<PendingSend, Committed>
+  readonly #store: Store
   readonly #publish: Publish
   readonly #log: Logger
   #fanoutInFlight = 0
   #roomWaiters: Array<() => void> = []
 
   constructor (store: Store, publish: Publish, log: Logger) {
+    this.#store = store
     this.#publish = publish
     this.#log = log
     this.#committer = new GroupCommitter(async (items) => {
-      await this.#room()
-      return await store.transaction(tx => commitBatch(tx, items))
-    })
+      const results = await this.#commit(items)
+      // Fan-out is counted before it starts, send by send: a batch of 500 sends to a
+      // 256-member group would otherwise put 128,000 publishes in flight at once. A send's
+      // answer (its PUBACK) waits for its room, which is what slows senders down.
+      const out: Committed[] = []
+      for (let i = 0; i < items.length; i++) {
+        out.push(await this.#fanOut(items[i] as PendingSend, results[i] as CommitResult))
+      }
+      return out
+    }, { maxQueued: MAX_QUEUED_SENDS, laneOf: item => item.lane })
   }
 
   /**
    * Stores one send and fans it out. Resolves after the commit (the caller may then
    * acknowledge); rejects with a ThreadlineError: a catalog code for a rejected send,
-   * `unavailable` when the store cannot be reached.
+   * `unavailable` when the store cannot be reached. `lane`: the ordered stream the send
+   * came on (an MQTT connection); after an `unavailable`, that lane's later sends fail
+   * too rather than commit ahead of the one its client will resend.
    */
-  send (senderId: string, rawConvId: string, body: unknown): Promise<SendOutcome> {
+  send (senderId: string, rawConvId: string, body: unknown, lane?: object): Promise<SendOutcome> {
     let pending: PendingSend
     try {
-      pending = { convId: checkConvId(rawConvId), senderId, req: parseSend(body) }
+      pending = { convId: checkConvId(rawConvId), senderId, req: parseSend(body), lane }
     } catch (err) {
       return Promise.reject(err)
     }
     return this.#committer.submit(pending).then(
-      (result) => this.#deliver(pending, result),
+      (done) => {
+        if (done.kind === 'rejected') throw done.error
+        return { created: done.created, envelope: done.envelope }
+      },
       (err: unknown) => {
-        if (isUnavailable(err)) throw new ThreadlineError('unavailable', 'the message store is unreachable; retry')
+        if (err instanceof ThreadlineError) throw err
         this.#log.error({ err }, 'send commit failed')
         throw new ThreadlineError('unavailable', 'the send could not be stored; retry')
       })
@@ -68,25 +92,52 @@ export class SendService {
   /** Waits for every accepted send to be committed (graceful shutdown). */
   async drain (): Promise<void> { await this.#committer.drain() }
 
-  #deliver (pending: PendingSend, result: CommitResult): SendOutcome {
-    if (result.kind === 'rejected') throw result.error
+  /**
+   * One transaction for the batch. A value PostgreSQL refuses (SQLSTATE class 22 data
+   * exception, 23 integrity violation) aborts the whole transaction: the batch is split
+   * and each half committed on its own, down to the one send that can't be stored, which
+   * alone is refused. Halves commit in order, so seqs keep the senders' order. Only a
+   * store that can't be reached fails the batch (`unavailable`).
+   */
+  async #commit (items: readonly PendingSend[], attempt = 0): Promise<CommitResult[]> {
+    try {
+      return await this.#store.transaction(tx => commitBatch(tx, items))
+    } catch (err) {
+      if (isUnavailable(err)) throw new ThreadlineError('unavailable', 'the message store is unreachable; retry')
+      const sqlstate = sqlstateOf(err)
+      if (sqlstate?.startsWith('40') === true && attempt < TRANSIENT_RETRIES) return await this.#commit(items, attempt + 1)
+      if (items.length > 1) {
+        const half = Math.ceil(items.length / 2)
+        return [...await this.#commit(items.slice(0, half)), ...await this.#commit(items.slice(half))]
+      }
+      const dataError = sqlstate !== undefined && /^2[23]/.test(sqlstate)
+      this.#log[dataError ? 'warn' : 'error']({ err, sqlstate, conv_id: items[0]?.convId, sender_id: items[0]?.senderId }, 'send refused by the store')
+      return [{
+        kind: 'rejected',
+        error: dataError
+          ? new ThreadlineError('bad_request', `the store cannot hold this send (SQLSTATE ${sqlstate})`)
+          : new ThreadlineError('internal', 'the send could not be stored because of a server fault; it was not stored')
+      }]
+    }
+  }
+
+  async #fanOut (pending: PendingSend, result: CommitResult): Promise<Committed> {
+    if (result.kind === 'rejected') return result
     const envelope = toEnvelope(result.row)
     const payload = Buffer.from(JSON.stringify(envelope))
+    // a retry learns its seq on the sender's own inbox only (DESIGN.md §4 "Idempotent")
+    const topics = result.kind === 'duplicate'
+      ? [inboxTopic(pending.senderId)]
+      : [...result.members.map(inboxTopic), eventsTopic(envelope.conv_id)]
+    await this.#room(topics.length)
     // Fan-out failures (a Redis hiccup) must not fail a committed send: the event is
     // stored and every device catches up from the history API.
     const fail = (err: unknown): void => this.#log.error({ err, conv_id: envelope.conv_id, seq: envelope.seq }, 'fan-out failed')
-    const send = (topic: string): void => {
+    for (const topic of topics) {
       this.#fanoutInFlight++
       this.#publish(topic, payload).catch(fail).finally(() => this.#published())
     }
-    if (result.kind === 'duplicate') {
-      // a retry learns its seq on the sender's own inbox only (DESIGN.md §4 "Idempotent")
-      send(inboxTopic(pending.senderId))
-      return { created: false, envelope }
-    }
-    for (const member of result.members) send(inboxTopic(member))
-    send(eventsTopic(envelope.conv_id))
-    return { created: true, envelope }
+    return { kind: 'done', created: result.kind === 'stored', envelope }
   }
 
   #published (): void {
@@ -94,9 +145,15 @@ export class SendService {
     if (this.#fanoutInFlight < MAX_FANOUT_IN_FLIGHT) for (const wake of this.#roomWaiters.splice(0)) wake()
   }
 
-  async #room (): Promise<void> {
-    while (this.#fanoutInFlight >= MAX_FANOUT_IN_FLIGHT) {
+  /** Waits until `n` more publishes fit the bound; a send larger than the bound goes alone. */
+  async #room (n: number): Promise<void> {
+    while (this.#fanoutInFlight > 0 && this.#fanoutInFlight + n > MAX_FANOUT_IN_FLIGHT) {
       await new Promise<void>(resolve => this.#roomWaiters.push(resolve))
     }
   }
+}
+
+function sqlstateOf (err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
 }
