@@ -30,6 +30,8 @@ export interface Threadline {
   readonly app: FastifyInstance
   readonly tokens: TokenService
   readonly membership: MembershipCache
+  /** the one send path (MQTT and HTTP) */
+  readonly sends: SendService
   readonly mqttPort: number
   readonly httpPort: number
   /** Graceful: stop accepting, finish in-flight sends, close sessions, close the store. */
@@ -102,7 +104,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
 
     let closing: Promise<void> | null = null
     return {
-      config, log, store, broker, app, tokens, membership, mqttPort, httpPort,
+      config, log, store, broker, app, tokens, membership, sends, mqttPort, httpPort,
       close: () => (closing ??= (async () => {
         cleanups.length = 0
         const step = async (name: string, fn: () => Promise<void>): Promise<void> => {

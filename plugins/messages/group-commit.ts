@@ -37,6 +37,8 @@ export class GroupCommitter<I, O> {
   /** items submitted while the queue was full, in submission order */
   #held: Array<Waiting<I, O>> = []
   #running: Promise<void> | null = null
+  /** size of the batch being flushed */
+  #flushing = 0
   /** lanes whose earlier item failed: whatever they submit now fails too */
   readonly #failedLanes = new WeakMap<object, unknown>()
 
@@ -61,8 +63,8 @@ export class GroupCommitter<I, O> {
     })
   }
 
-  /** items waiting to be committed, held ones included */
-  get pending (): number { return this.#queue.length + this.#held.length }
+  /** items submitted and not answered yet: held, queued and in the batch being flushed */
+  get pending (): number { return this.#flushing + this.#queue.length + this.#held.length }
 
   /** Resolves when everything submitted so far has been committed or failed. */
   async drain (): Promise<void> {
@@ -76,6 +78,7 @@ export class GroupCommitter<I, O> {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, this.#maxBatch)
         this.#admitHeld()
+        this.#flushing = batch.length
         try {
           const out = await this.#flush(batch.map(w => w.item))
           batch.forEach((w, i) => w.resolve(out[i] as O))
@@ -83,6 +86,7 @@ export class GroupCommitter<I, O> {
           for (const w of batch) w.reject(err)
           this.#failLanes(batch, err)
         }
+        this.#flushing = 0
         this.#admitHeld()
       }
     } finally {

@@ -44,6 +44,7 @@ export class SendService {
   readonly #publish: Publish
   readonly #log: Logger
   #fanoutInFlight = 0
+  #fanoutPeak = 0
   #roomWaiters: Array<() => void> = []
 
   constructor (store: Store, publish: Publish, log: Logger) {
@@ -88,6 +89,12 @@ export class SendService {
         throw new ThreadlineError('unavailable', 'the send could not be stored; retry')
       })
   }
+
+  /** sends accepted and not answered yet */
+  get pending (): number { return this.#committer.pending }
+
+  /** Fan-out publishes in flight now, and the most there have been at once. */
+  get fanout (): { inFlight: number, peak: number } { return { inFlight: this.#fanoutInFlight, peak: this.#fanoutPeak } }
 
   /** Waits for every accepted send to be committed (graceful shutdown). */
   async drain (): Promise<void> { await this.#committer.drain() }
@@ -134,7 +141,7 @@ export class SendService {
     // stored and every device catches up from the history API.
     const fail = (err: unknown): void => this.#log.error({ err, conv_id: envelope.conv_id, seq: envelope.seq }, 'fan-out failed')
     for (const topic of topics) {
-      this.#fanoutInFlight++
+      if (++this.#fanoutInFlight > this.#fanoutPeak) this.#fanoutPeak = this.#fanoutInFlight
       this.#publish(topic, payload).catch(fail).finally(() => this.#published())
     }
     return { kind: 'done', created: result.kind === 'stored', envelope }
