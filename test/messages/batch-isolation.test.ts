@@ -4,7 +4,7 @@
 // constraint, as an operator might add) that a send can pass validation and still break.
 import t from 'tap'
 import type { MqttClient } from 'mqtt'
-import { collect, connectUser, startNode } from '../helpers/node.js'
+import { collect, connectUser, startNode, token } from '../helpers/node.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
 
 interface Msg { t: string, code?: string, seq?: number, sender_id?: string, client_msg_id?: string, text?: string }
@@ -56,6 +56,15 @@ for (const store of ['pg', 'pglite'] as const) {
     t.equal(closes, 0, 'nobody was disconnected')
     const rows = await node.store.query<{ n: number }>('SELECT count(*)::int AS n FROM events')
     t.equal(rows[0]?.n, SENDERS - 1)
+
+    const http = await node.app.inject({
+      method: 'POST',
+      url: `/v1/conversations/${conv}/messages`,
+      headers: { authorization: `Bearer ${token(node, users[0] as string)}` },
+      payload: { client_msg_id: 'h1', type: 'text', text: 'poison' }
+    })
+    t.equal(http.statusCode, 400, 'over HTTP the store\'s refusal is a 400, not a 503 "retry"')
+    t.equal(http.json().code, 'bad_request')
   })
 }
 
