@@ -3,12 +3,17 @@
 // lands while a user loads, when the change log is read twice or out of order, and for
 // users it has never seen. Cross-node behaviour is in test/cluster/membership-*.test.ts.
 import { randomUUID } from 'node:crypto'
+import { Aedes } from 'aedes'
 import t from 'tap'
+import { createBrokerState } from '../../broker/broker-state.js'
 import { createLogger } from '../../broker/logger.js'
 import { MembershipCache } from '../../broker/membership.js'
 import { logMembershipChange, type ChangeKind } from '../../broker/membership-log.js'
 import type { Queryable, Row, Store } from '../../broker/store/index.js'
+import { isolatedRedisUrl } from '../helpers/cluster.js'
+import { within } from '../helpers/membership.js'
 import { forEachStore, openTestStore } from '../helpers/stores.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const silent = createLogger('silent')
 
@@ -154,4 +159,37 @@ t.test('a log row that commits after a higher one is still applied', async (t) =
   await slow
   await cache.catchUp()
   t.same([has(cache, 'ben', c1), has(cache, 'ben', c2)], [true, true], 'the lower id is applied once it commits')
+})
+
+t.test('while the cluster channel is down deliveries are withheld; once it is back the cache is read again', async (t) => {
+  const store = await openTestStore(t, 'pg')
+  const redisUrl = isolatedRedisUrl()
+  const redis = new URL(redisUrl)
+  const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
+  const state = createBrokerState({ redisUrl: proxy.urlFor(redisUrl), offlineQueueMax: 1000, logLevel: 'silent' }, silent)
+  const broker = await Aedes.createBroker({ persistence: state.persistence, mq: state.mq })
+  t.teardown(async () => {
+    await new Promise<void>(resolve => broker.close(() => resolve()))
+    await state.close()
+  })
+  const cache = new MembershipCache(store, silent)
+  cache.attach(broker)
+  const conv = await group(store, ['ann', 'ben'])
+  await cache.retain('ben')
+  t.equal(has(cache, 'ben', conv), true)
+  t.equal(cache.stale, false)
+
+  const stale = cache.whenStale()
+  proxy.cut()
+  await within(stale, 10_000, 'the cache turning stale after the cut')
+  t.equal(cache.convsOf('ben'), undefined, 'stale: no delivery view at all, so conversation deliveries are withheld')
+  await change(store, conv, 'removed', 'ben') // its announcement could not reach this node anyway
+  t.equal(await cache.isMember(conv, 'ben'), false, 'SUBSCRIBE and history checks still answer, from the store')
+
+  const fresh = cache.whenFresh()
+  proxy.restore()
+  await within(fresh, 20_000, 'the cache fresh again after the restore')
+  t.equal(has(cache, 'ben', conv), false, 'read again: the removal made meanwhile is there')
+  await cache.catchUp()
+  t.equal(has(cache, 'ben', conv), false, 'and the log row of it changes nothing more')
 })
