@@ -8,7 +8,9 @@
 // commits (rolled back; PostgreSQL also skips up to 32 ids after a crash), and nothing
 // tells the two apart from outside, so a gap is given up `gapWaitMs` after it was
 // noticed. That is sound as long as no membership transaction holds its id longer: they
-// are a few statements under one row lock, far below the wait.
+// are a few statements after the row lock is taken, far below the wait. (Should a node
+// stall longer than that between taking an id and committing, its own announcement,
+// sent after the commit, still carries the change; only losing both would miss it.)
 
 /** Gaps tracked at most; a bigger jump than this (never seen in practice) gives up its lowest ids at once. */
 export const MAX_TRACKED_GAPS = 10_000

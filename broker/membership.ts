@@ -18,8 +18,9 @@
 // this node's subscriber connection is down are lost to it. So from the moment that
 // connection drops the cache counts as stale: deliveries on conversation topics are
 // withheld (fail closed; the inbox does not depend on the cache, and a device fills the
-// seq gap from the history API) and SUBSCRIBE checks go to the store, until the
-// connection is back and every cached user has been read again.
+// seq gap from the history API) until the connection is back and every cached user has
+// been read again. (The log alone would bound the staleness to a second here too; this
+// stricter mode predates it and also covers changes written without a log row.)
 import { performance } from 'node:perf_hooks'
 import type { Aedes } from 'aedes'
 import type { Logger } from './logger.js'
