@@ -29,22 +29,28 @@ export interface CatchUpTarget {
   forgetBefore(ms: number): void
 }
 
+/** milliseconds on a monotonic clock; tests pass their own */
+export type Clock = () => number
+
 export class MembershipCatchUp {
   readonly #store: Queryable
   readonly #target: CatchUpTarget
   readonly #log: Logger
+  readonly #now: Clock
   #cursor: LogCursor | null = null
   #lastReadAt = 0
-  #lastPruneAt = 0
+  /** the first read prunes too */
+  #lastPruneAt = -Infinity
   #tail: Promise<void> = Promise.resolve()
   #timer: NodeJS.Timeout | null = null
   #stopped = false
   #failing = false
 
-  constructor (store: Queryable, target: CatchUpTarget, log: Logger) {
+  constructor (store: Queryable, target: CatchUpTarget, log: Logger, now: Clock = () => performance.now()) {
     this.#store = store
     this.#target = target
     this.#log = log
+    this.#now = now
   }
 
   /** Reads the log every CATCH_UP_INTERVAL_MS until stop(). */
@@ -79,7 +85,7 @@ export class MembershipCatchUp {
   }
 
   async #once (): Promise<void> {
-    const startedAt = performance.now()
+    const startedAt = this.#now()
     if (this.#cursor === null || startedAt - this.#lastReadAt > LOG_RETENTION_S * 1000 / 2) {
       const lostTrack = this.#cursor !== null
       const start = await logStart(this.#store, GAP_WAIT_MS / 1000)
@@ -90,11 +96,11 @@ export class MembershipCatchUp {
     const cursor = this.#cursor
     for (let batch = 0; batch < MAX_BATCHES; batch++) {
       const rows = await readChanges(this.#store, cursor.highest, cursor.gaps, BATCH_ROWS)
-      const now = performance.now()
+      const now = this.#now()
       for (const row of rows) if (cursor.take(row.id, now)) this.#target.applyLogged(row)
       if (rows.length < BATCH_ROWS) break
     }
-    const givenUp = cursor.expire(performance.now())
+    const givenUp = cursor.expire(this.#now())
     if (givenUp.length > 0) this.#log.info({ ids: givenUp.length, lowest: Math.min(...givenUp) }, 'membership log ids never committed (rolled back); not waited for any more')
     this.#lastReadAt = startedAt
     if (startedAt - this.#lastPruneAt > PRUNE_INTERVAL_MS) {

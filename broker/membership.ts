@@ -24,7 +24,7 @@
 import { performance } from 'node:perf_hooks'
 import type { Aedes } from 'aedes'
 import type { Logger } from './logger.js'
-import { MembershipCatchUp, type CatchUpTarget } from './membership-catchup.js'
+import { MembershipCatchUp, type CatchUpTarget, type Clock } from './membership-catchup.js'
 import type { LoggedChange } from './membership-log.js'
 import type { Queryable } from './store/index.js'
 
@@ -74,16 +74,20 @@ export class MembershipCache {
   #stale = false
   /** changes that arrive while a reload reads the store, applied again on top of it (one list per reload) */
   readonly #duringReload = new Set<MembershipChange[]>()
-  /** conversation → the newest log id applied to it, and when (performance.now()) */
+  /** conversation → the newest log id applied to it, and when (#now) */
   readonly #applied = new Map<string, { id: number, at: number }>()
   readonly #catchUp: MembershipCatchUp
   #resyncing: Promise<void> | null = null
   readonly #waiters = { stale: [] as Array<() => void>, fresh: [] as Array<() => void> }
   #detached = false
 
-  constructor (store: Queryable, log: Logger) {
+  readonly #now: Clock
+
+  /** `now`: the clock of the log's timings (tests pass their own) */
+  constructor (store: Queryable, log: Logger, now: Clock = () => performance.now()) {
     this.#store = store
     this.#log = log
+    this.#now = now
     const target: CatchUpTarget = {
       applyLogged: (row) => this.#applyLogged(row),
       reload: async () => { await this.#reload() },
@@ -91,7 +95,7 @@ export class MembershipCache {
         for (const [convId, applied] of this.#applied) if (applied.at < ms) this.#applied.delete(convId)
       }
     }
-    this.#catchUp = new MembershipCatchUp(store, target, log)
+    this.#catchUp = new MembershipCatchUp(store, target, log, now)
   }
 
   /** Starts listening for changes announced by any node (this one included). */
@@ -231,7 +235,7 @@ export class MembershipCache {
     if (change.id !== undefined && !force) {
       const applied = this.#applied.get(change.conv_id)
       if (applied !== undefined && applied.id >= change.id) return // already applied, or older than what was
-      this.#applied.set(change.conv_id, { id: change.id, at: performance.now() })
+      this.#applied.set(change.conv_id, { id: change.id, at: this.#now() })
     }
     for (const during of this.#duringReload) during.push(change)
     for (const userId of [...change.added, ...change.removed]) {

@@ -193,3 +193,31 @@ t.test('while the cluster channel is down deliveries are withheld; once it is ba
   await cache.catchUp()
   t.equal(has(cache, 'ben', conv), false, 'and the log row of it changes nothing more')
 })
+
+t.test('log rows older than the retention are pruned; younger ones are kept', t => forEachStore(t, async (t, store) => {
+  const conv = await group(store, ['ann'])
+  const old = await change(store, conv, 'added', 'ben')
+  await store.query('UPDATE membership_changes SET created_at = now() - interval \'2 hours\' WHERE id = $1', [old])
+  const young = await change(store, conv, 'removed', 'ben')
+  const cache = new MembershipCache(store, silent)
+  await cache.catchUp()
+  const left = await store.query<{ id: number }>('SELECT id FROM membership_changes ORDER BY id')
+  t.same(left.map(r => r.id), [young], 'the two-hour-old row is gone, the new one stays')
+}))
+
+t.test('a node that could not read the log for half its retention reads its users again', t => forEachStore(t, async (t, store) => {
+  const conv = await group(store, ['ann', 'ben'])
+  let clock = 0
+  const cache = new MembershipCache(store, silent, () => clock)
+  await cache.catchUp()
+  await cache.retain('ben')
+  // the removal's log row was pruned before this node read it (it was cut off from the store)
+  const id = await change(store, conv, 'removed', 'ben')
+  await store.query('DELETE FROM membership_changes WHERE id = $1', [id])
+  clock = 10 * 60_000
+  await cache.catchUp()
+  t.equal(has(cache, 'ben', conv), true, 'ten minutes after the last read the log is trusted: the row is gone, nothing changes')
+  clock += 31 * 60_000
+  await cache.catchUp()
+  t.equal(has(cache, 'ben', conv), false, 'thirty-one minutes without a read: the cached users are read again from members')
+}))
