@@ -1,23 +1,39 @@
 // Which conversations each connected user belongs to, kept in memory because Aedes'
 // authorizeForward is synchronous and runs on every delivery (DESIGN.md §3: "every
 // forward is checked again"). Loaded when a user's first device connects, dropped when
-// the last one leaves. Changes are announced on the broker's emitter, so with
-// mqemitter-redis every node of a cluster applies them.
+// the last one leaves. Only delivery checks read it: authorization that guards stored
+// data (SUBSCRIBE, REST history) asks the store (isMember).
+//
+// Changes reach every node two ways. Fast: announced on the broker's emitter (with
+// mqemitter-redis, every node of a cluster applies them at once). Sure: written to the
+// membership change log in the transaction that makes them, which every node reads
+// every second (membership-catchup.ts), so a lost announcement, or a node killed between
+// commit and announcement, delays a change by about a second at most. Each logged change
+// carries its log id; a conversation's ids follow its commit order (its row lock), so a
+// change older than one already applied to that conversation is skipped: applying a row
+// twice, or an announcement that arrives after the log delivered a later change, is
+// harmless.
 //
 // Redis pub/sub keeps nothing for a subscriber that is away: announcements made while
 // this node's subscriber connection is down are lost to it. So from the moment that
 // connection drops the cache counts as stale: deliveries on conversation topics are
 // withheld (fail closed; the inbox does not depend on the cache, and a device fills the
-// seq gap from the history API) and SUBSCRIBE checks go to the store, until the
-// connection is back and every cached user has been read again.
+// seq gap from the history API) until the connection is back and every cached user has
+// been read again. (The log alone would bound the staleness to a second here too; this
+// stricter mode predates it and also covers changes written without a log row.)
+import { performance } from 'node:perf_hooks'
 import type { Aedes } from 'aedes'
 import type { Logger } from './logger.js'
+import { MembershipCatchUp, type CatchUpTarget, type Clock } from './membership-catchup.js'
+import type { LoggedChange } from './membership-log.js'
 import type { Queryable } from './store/index.js'
 
 export interface MembershipChange {
   conv_id: string
   added: string[]
   removed: string[]
+  /** its row in the change log (broker/membership-log.ts); absent for a change not logged */
+  id?: number
 }
 
 // `$` topics are never matched by client wildcards [MQTT-4.7.2-1], and the ACL refuses
@@ -56,15 +72,30 @@ export class MembershipCache {
   #broker: Aedes | null = null
   /** set while announcements may have been missed (see the top of this file) */
   #stale = false
-  /** changes that arrive while a resync reads the store, applied again on top of it */
-  #duringResync: MembershipChange[] | null = null
+  /** changes that arrive while a reload reads the store, applied again on top of it (one list per reload) */
+  readonly #duringReload = new Set<MembershipChange[]>()
+  /** conversation → the newest log id applied to it, and when (#now) */
+  readonly #applied = new Map<string, { id: number, at: number }>()
+  readonly #catchUp: MembershipCatchUp
   #resyncing: Promise<void> | null = null
   readonly #waiters = { stale: [] as Array<() => void>, fresh: [] as Array<() => void> }
   #detached = false
 
-  constructor (store: Queryable, log: Logger) {
+  readonly #now: Clock
+
+  /** `now`: the clock of the log's timings (tests pass their own) */
+  constructor (store: Queryable, log: Logger, now: Clock = () => performance.now()) {
     this.#store = store
     this.#log = log
+    this.#now = now
+    const target: CatchUpTarget = {
+      applyLogged: (row) => this.#applyLogged(row),
+      reload: async () => { await this.#reload() },
+      forgetBefore: (ms) => {
+        for (const [convId, applied] of this.#applied) if (applied.at < ms) this.#applied.delete(convId)
+      }
+    }
+    this.#catchUp = new MembershipCatchUp(store, target, log, now)
   }
 
   /** Starts listening for changes announced by any node (this one included). */
@@ -79,6 +110,8 @@ export class MembershipCache {
       }
       cb()
     })
+    this.#catchUp.start()
+    broker.once('closed', () => { this.#catchUp.stop() })
     const sub = subscriberOf(emitter)
     if (sub === null) return
     sub.on('close', () => {
@@ -88,7 +121,10 @@ export class MembershipCache {
       for (const wake of this.#waiters.stale.splice(0)) wake()
     })
     sub.on('ready', () => {
-      if (this.#stale && !this.#detached) this.#resyncing ??= this.#resync(sub).finally(() => { this.#resyncing = null })
+      if (this.#detached) return
+      // whatever this node read of the log meanwhile, read it now rather than in a second
+      this.catchUp().catch((err: unknown) => this.#log.warn({ err }, 'membership log not readable after the cluster channel came back'))
+      if (this.#stale) this.#resyncing ??= this.#resync(sub).finally(() => { this.#resyncing = null })
     })
     broker.once('closed', () => { this.#detached = true })
   }
@@ -137,9 +173,12 @@ export class MembershipCache {
     return this.#users.get(userId)?.convs
   }
 
+  /**
+   * The store's answer, never the cache's: what this guards (a SUBSCRIBE, a history read)
+   * hands out stored data, so it must not trust a cache that may be a second behind.
+   * One primary-key lookup.
+   */
   async isMember (convId: string, userId: string): Promise<boolean> {
-    const convs = this.convsOf(userId)
-    if (convs) return convs.has(convId)
     const rows = await this.#store.query('SELECT 1 FROM members WHERE conv_id = $1 AND user_id = $2', [convId, userId])
     return rows.length > 0
   }
@@ -162,8 +201,8 @@ export class MembershipCache {
   /**
    * Call after the membership change is committed. Applied here at once (so this node's
    * next check sees it) and announced to the others. Rejects when the announcement
-   * could not be published: other nodes then hold stale entries for connected users
-   * until their devices reconnect, which the caller should log loudly.
+   * could not be published: other nodes then learn the change from the change log
+   * within about a second (when it was logged, i.e. `change.id` is set).
    */
   async announce (change: MembershipChange): Promise<void> {
     this.#apply(change)
@@ -177,8 +216,28 @@ export class MembershipCache {
     })
   }
 
-  #apply (change: MembershipChange): void {
-    this.#duringResync?.push(change)
+  /** Reads the change log now (after a read in progress, if any); rejects when the store fails. */
+  catchUp (): Promise<void> {
+    return this.#catchUp.run()
+  }
+
+  #applyLogged (row: LoggedChange): void {
+    this.#apply({
+      id: row.id,
+      conv_id: row.conv_id,
+      added: row.change === 'added' ? row.user_ids : [],
+      removed: row.change === 'removed' ? row.user_ids : []
+    })
+  }
+
+  /** `force`: apply even if a later change of the conversation was applied (a reload replays what it may have missed) */
+  #apply (change: MembershipChange, force = false): void {
+    if (change.id !== undefined && !force) {
+      const applied = this.#applied.get(change.conv_id)
+      if (applied !== undefined && applied.id >= change.id) return // already applied, or older than what was
+      this.#applied.set(change.conv_id, { id: change.id, at: this.#now() })
+    }
+    for (const during of this.#duringReload) during.push(change)
     for (const userId of [...change.added, ...change.removed]) {
       const seen = this.#loading.get(userId)
       if (seen !== undefined) this.#loading.set(userId, seen + 1)
@@ -195,30 +254,39 @@ export class MembershipCache {
         // comes after them, so from here on no announcement is missed, and every change
         // announced before was committed before, so the query below sees it.
         await sub.ping()
-        this.#duringResync = []
-        const users = [...this.#users.keys()]
-        const rows = await this.#store.query<{ user_id: string, conv_id: string }>(
-          'SELECT user_id, conv_id::text AS conv_id FROM members WHERE user_id = ANY($1::text[])', [users])
-        const fresh = new Map(users.map(u => [u, new Set<string>()]))
-        for (const r of rows) fresh.get(r.user_id)?.add(r.conv_id)
-        for (const [userId, convs] of fresh) {
-          const entry = this.#users.get(userId)
-          if (entry) entry.convs = convs
-        }
-        // what arrived while the query ran may be newer than what it read
-        const late = this.#duringResync
-        this.#duringResync = null
-        for (const change of late) this.#apply(change)
+        const users = await this.#reload()
         this.#stale = false
-        this.#log.info({ users: users.length }, 'membership cache read again after the cluster channel came back')
+        this.#log.info({ users }, 'membership cache read again after the cluster channel came back')
         for (const wake of this.#waiters.fresh.splice(0)) wake()
         return
       } catch (err) {
-        this.#duringResync = null
         this.#log.warn({ err }, 'membership resync failed; trying again')
         if (sub.status === 'end') return
         await new Promise<void>(resolve => setTimeout(resolve, RESYNC_RETRY_MS).unref())
       }
+    }
+  }
+
+  /** Reads every cached user's conversations again; answers how many users. */
+  async #reload (): Promise<number> {
+    const late: MembershipChange[] = []
+    this.#duringReload.add(late)
+    try {
+      const users = [...this.#users.keys()]
+      const rows = await this.#store.query<{ user_id: string, conv_id: string }>(
+        'SELECT user_id, conv_id::text AS conv_id FROM members WHERE user_id = ANY($1::text[])', [users])
+      const fresh = new Map(users.map(u => [u, new Set<string>()]))
+      for (const r of rows) fresh.get(r.user_id)?.add(r.conv_id)
+      for (const [userId, convs] of fresh) {
+        const entry = this.#users.get(userId)
+        if (entry) entry.convs = convs
+      }
+      this.#duringReload.delete(late)
+      // what arrived while the query ran may be newer than what it read
+      for (const change of late) this.#apply(change, true)
+      return users.length
+    } finally {
+      this.#duringReload.delete(late)
     }
   }
 }

@@ -1,7 +1,8 @@
 // After a membership change is committed: every node's membership cache learns it (the
 // ACL checks each delivery against it) and the people concerned get a `membership`
-// envelope on their inbox (DESIGN.md §3). The change is already the record, so a failure
-// here is logged, not answered: devices catch up from the REST API.
+// envelope on their inbox (DESIGN.md §3). The change is already the record, and its row
+// in the membership change log reaches every node even when the announcement does not,
+// so a failure here is logged, not answered: devices catch up from the REST API.
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { MembershipEnvelope } from '../schemas/index.js'
 import { inboxTopic } from '../plugins/acl/topics.js'
@@ -11,6 +12,8 @@ export interface MembershipNotice {
   convId: string
   change: MembershipEnvelope['change']
   userIds: readonly string[]
+  /** the change's row in the membership change log (logMembershipChange in the same transaction) */
+  logId: number | null
   /** whose inbox gets the envelope */
   recipients: readonly string[]
 }
@@ -21,10 +24,11 @@ export async function notifyMembership (deps: Pick<SyncApiDeps, 'membership' | '
     await deps.membership.announce({
       conv_id: n.convId,
       added: n.change === 'added' ? [...n.userIds] : [],
-      removed: n.change === 'removed' ? [...n.userIds] : []
+      removed: n.change === 'removed' ? [...n.userIds] : [],
+      ...(n.logId !== null ? { id: n.logId } : {})
     })
   } catch (err) {
-    log.error({ err, conv_id: n.convId }, 'membership change not announced')
+    log.error({ err, conv_id: n.convId }, 'membership change not announced: other nodes learn it from the change log')
   }
   const envelope: MembershipEnvelope = { t: 'membership', conv_id: n.convId, change: n.change, user_ids: [...n.userIds] }
   const payload = JSON.stringify(envelope)

@@ -58,6 +58,19 @@ export const migrations: ReadonlyArray<readonly string[]> = [
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, device_id)
   );
+  `),
+  // Membership changes, written in the transaction that makes them, so that every node
+  // learns each committed change even when its announcement is lost (broker/membership.ts).
+  // No foreign key: the log outlives nothing and is pruned by age.
+  statements(`
+  CREATE TABLE membership_changes (
+    id bigserial PRIMARY KEY,
+    conv_id uuid NOT NULL,
+    change text NOT NULL CHECK (change IN ('added', 'removed')),
+    user_ids text[] NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE INDEX membership_changes_created_at ON membership_changes (created_at);
   `)
 ]
 

@@ -3,6 +3,7 @@
 // first admin. Users named as members get a row if they have none yet.
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger as Logger } from 'fastify'
+import { logMembershipChange } from '../../broker/membership-log.js'
 import { ThreadlineError, type Conversation, type CreateConversationBody } from '../../schemas/index.js'
 import type { SyncApiDeps } from '../deps.js'
 import { notifyMembership } from '../notify.js'
@@ -29,11 +30,15 @@ async function createDirect (deps: ConversationDeps, log: Logger, creator: strin
   const result = await deps.store.transaction(async (tx) => {
     await ensureUsers(tx, [other])
     const { id, created } = await insertDirect(tx, randomUUID(), creator, directKey(creator, other))
-    if (created) await insertMembers(tx, id, [{ userId: creator, role: 'member' }, { userId: other, role: 'member' }])
-    return { created, conversation: await loadConversation(tx, id) as Conversation }
+    let logId: number | null = null
+    if (created) {
+      const added = await insertMembers(tx, id, [{ userId: creator, role: 'member' }, { userId: other, role: 'member' }])
+      logId = await logMembershipChange(tx, id, 'added', added)
+    }
+    return { created, conversation: await loadConversation(tx, id) as Conversation, logId }
   })
-  if (result.created) await announceAll(deps, log, result.conversation)
-  return result
+  if (result.created) await announceAll(deps, log, result.conversation, result.logId)
+  return { created: result.created, conversation: result.conversation }
 }
 
 async function createGroup (deps: ConversationDeps, log: Logger, creator: string, body: CreateConversationBody): Promise<Created> {
@@ -43,17 +48,18 @@ async function createGroup (deps: ConversationDeps, log: Logger, creator: string
   const max = deps.config.maxGroupMembers
   if (others.length + 1 > max) throw new ThreadlineError('too_large', `body.members: a group has at most ${max} members, the creator included`)
   const id = randomUUID()
-  const conversation = await deps.store.transaction(async (tx) => {
+  const { conversation, logId } = await deps.store.transaction(async (tx) => {
     await ensureUsers(tx, others)
     await insertGroup(tx, id, creator, title)
-    await insertMembers(tx, id, [{ userId: creator, role: 'admin' }, ...others.map(u => ({ userId: u, role: 'member' as const }))])
-    return await loadConversation(tx, id) as Conversation
+    const added = await insertMembers(tx, id, [{ userId: creator, role: 'admin' }, ...others.map(u => ({ userId: u, role: 'member' as const }))])
+    const logId = await logMembershipChange(tx, id, 'added', added)
+    return { conversation: await loadConversation(tx, id) as Conversation, logId }
   })
-  await announceAll(deps, log, conversation)
+  await announceAll(deps, log, conversation, logId)
   return { created: true, conversation }
 }
 
-async function announceAll (deps: ConversationDeps, log: Logger, conversation: Conversation): Promise<void> {
+async function announceAll (deps: ConversationDeps, log: Logger, conversation: Conversation, logId: number | null): Promise<void> {
   const everyone = conversation.members.map(m => m.user_id)
-  await notifyMembership(deps, log, { convId: conversation.id, change: 'added', userIds: everyone, recipients: everyone })
+  await notifyMembership(deps, log, { convId: conversation.id, change: 'added', userIds: everyone, logId, recipients: everyone })
 }

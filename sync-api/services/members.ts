@@ -1,7 +1,9 @@
 // Changing who is in a group (DESIGN.md §6): admins add and remove, anyone may leave.
 // Each change runs under the conversation's row lock, so the member cap holds against
-// concurrent additions and no send slips between the change and its announcement.
+// concurrent additions, no send slips between the change and its announcement, and the
+// change log's ids of one conversation follow its commit order (broker/membership-log.ts).
 import type { FastifyBaseLogger as Logger } from 'fastify'
+import { logMembershipChange } from '../../broker/membership-log.js'
 import type { Queryable } from '../../broker/store/index.js'
 import { ThreadlineError, type Conversation, type Member } from '../../schemas/index.js'
 import { notifyMembership } from '../notify.js'
@@ -19,7 +21,7 @@ async function lockGroup (tx: Queryable, convId: string, userId: string, action:
 }
 
 export async function addMembers (deps: ConversationDeps, log: Logger, userId: string, convId: string, userIds: readonly string[]): Promise<Conversation> {
-  const { conversation, added } = await deps.store.transaction(async (tx) => {
+  const { conversation, added, logId } = await deps.store.transaction(async (tx) => {
     const role = await lockGroup(tx, convId, userId, 'add members')
     if (role !== 'admin') throw new ThreadlineError('forbidden', 'only group admins can add members')
     const current = new Set(await memberIds(tx, convId))
@@ -30,20 +32,22 @@ export async function addMembers (deps: ConversationDeps, log: Logger, userId: s
     }
     await ensureUsers(tx, fresh)
     const added = await insertMembers(tx, convId, fresh.map(u => ({ userId: u, role: 'member' as const })))
-    return { conversation: await loadConversation(tx, convId) as Conversation, added }
+    const logId = await logMembershipChange(tx, convId, 'added', added)
+    return { conversation: await loadConversation(tx, convId) as Conversation, added, logId }
   })
-  await notifyMembership(deps, log, { convId, change: 'added', userIds: added, recipients: conversation.members.map(m => m.user_id) })
+  await notifyMembership(deps, log, { convId, change: 'added', userIds: added, logId, recipients: conversation.members.map(m => m.user_id) })
   return conversation
 }
 
 export async function removeMember (deps: ConversationDeps, log: Logger, userId: string, convId: string, target: string): Promise<void> {
-  const remaining = await deps.store.transaction(async (tx) => {
+  const { remaining, logId } = await deps.store.transaction(async (tx) => {
     const role = await lockGroup(tx, convId, userId, 'remove members')
     if (target !== userId && role !== 'admin') throw new ThreadlineError('forbidden', 'only group admins can remove other members')
     if (!await deleteMember(tx, convId, target)) throw new ThreadlineError('not_found', `${target} is not a member of conversation ${convId}`)
+    const logId = await logMembershipChange(tx, convId, 'removed', [target])
     await keepAnAdmin(tx, convId)
-    return await memberIds(tx, convId)
+    return { remaining: await memberIds(tx, convId), logId }
   })
   // the removed user learns it too: their devices drop the conversation
-  await notifyMembership(deps, log, { convId, change: 'removed', userIds: [target], recipients: [...remaining, target] })
+  await notifyMembership(deps, log, { convId, change: 'removed', userIds: [target], logId, recipients: [...remaining, target] })
 }
