@@ -33,6 +33,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** Room for the fixed header and topic of an MQTT packet whose payload is at the limit. */
+export const PACKET_OVERHEAD_BYTES = 1024
+
 type Env = Readonly<Record<string, string | undefined>>
 
 function text (env: Env, name: string): string | undefined {
@@ -78,6 +81,7 @@ export function loadConfig (env: Env = process.env): Config {
   if (jwtSecret !== null && jwtSecret.length < 16) {
     throw new ConfigError('THREADLINE_JWT_SECRET', 'must be at least 16 characters')
   }
+  const maxPayloadBytes = integer(env, 'THREADLINE_MAX_PAYLOAD_BYTES', 65536, 1024, 256 * 1024 * 1024)
   const host = text(env, 'THREADLINE_HOST') ?? '0.0.0.0'
   if (!/^[A-Za-z0-9.:-]+$/.test(host)) throw new ConfigError('THREADLINE_HOST', `is not a host name or address: ${JSON.stringify(host)}`)
   return Object.freeze({
@@ -89,7 +93,7 @@ export function loadConfig (env: Env = process.env): Config {
     openTopics: oneOf(env, 'THREADLINE_OPEN_TOPICS', ['none', 'authenticated', 'anonymous'] as const, 'none'),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
-    maxPayloadBytes: integer(env, 'THREADLINE_MAX_PAYLOAD_BYTES', 65536, 1024, 256 * 1024 * 1024),
+    maxPayloadBytes,
     sendRatePerS: integer(env, 'THREADLINE_SEND_RATE', 20, 1, 1_000_000),
     sendBurst: integer(env, 'THREADLINE_SEND_BURST', 100, 1, 1_000_000),
     receiptWindowMs: integer(env, 'THREADLINE_RECEIPT_WINDOW_MS', 500, 0, 60_000),

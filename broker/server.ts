@@ -91,8 +91,9 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     })
     cleanups.push(() => app.close())
     await app.listen({ port: config.httpPort, host: config.host })
-    const upgrades = attachWebSocket(broker, app.server, config.maxPayloadBytes, log)
-    const tcp = await listenTcp(broker, config.mqttPort, config.host)
+    const limits = { maxPayloadBytes: config.maxPayloadBytes }
+    const upgrades = attachWebSocket(broker, app.server, limits, log)
+    const tcp = await listenTcp(broker, config.mqttPort, config.host, limits)
     // not awaited: server.close() waits for open connections, which closeBroker ends
     cleanups.push(async () => { tcp.close() })
 
