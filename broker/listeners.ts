@@ -1,6 +1,7 @@
 // The two ways in: MQTT over TCP, and MQTT over WebSocket at /mqtt on the HTTP port.
-// Every connection gets the same packet size bound before Aedes reads a byte of it
-// (broker/patches/packet-size.ts).
+// Every connection gets the same two bounds before Aedes reads a byte of it: the packet
+// size (broker/patches/packet-size.ts) and the bytes that may wait for a client that
+// doesn't read (broker/patches/write-buffer.ts).
 import net from 'node:net'
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -9,6 +10,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws'
 import { PACKET_OVERHEAD_BYTES } from './config.js'
 import type { Logger } from './logger.js'
 import { limitPacketSize } from './patches/packet-size.js'
+import { boundWriteBuffer } from './patches/write-buffer.js'
 
 /**
  * Largest packet before the CONNECT is accepted. A CONNECT carries a clientId (≤ 129
@@ -21,19 +23,22 @@ export const BEFORE_CONNECT_PACKET_BYTES = 8192
 export interface ConnectionLimits {
   /** THREADLINE_MAX_PAYLOAD_BYTES */
   maxPayloadBytes: number
+  /** THREADLINE_CLIENT_BUFFER_BYTES */
+  clientBufferBytes: number
 }
 
 /** Largest MQTT packet (remaining length) of an accepted client: a payload at the limit plus topic and header. */
 export const maxPacketBytes = (limits: ConnectionLimits): number => limits.maxPayloadBytes + PACKET_OVERHEAD_BYTES
 
-function handleConnection (broker: Aedes, conn: Duplex, req: IncomingMessage | undefined, limits: ConnectionLimits): void {
+function handleConnection (broker: Aedes, conn: Duplex, req: IncomingMessage | undefined, limits: ConnectionLimits, buffered: () => number, log: Logger): void {
   const client = broker.handle(conn, req)
   const packetBytes = maxPacketBytes(limits)
   limitPacketSize(client, { packetBytes, beforeConnectBytes: Math.min(BEFORE_CONNECT_PACKET_BYTES, packetBytes) })
+  boundWriteBuffer(client, { maxBytes: limits.clientBufferBytes, buffered, destroy: (err) => conn.destroy(err), log })
 }
 
-export async function listenTcp (broker: Aedes, port: number, host: string, limits: ConnectionLimits): Promise<net.Server> {
-  const server = net.createServer((socket) => handleConnection(broker, socket, undefined, limits))
+export async function listenTcp (broker: Aedes, port: number, host: string, limits: ConnectionLimits, log: Logger): Promise<net.Server> {
+  const server = net.createServer((socket) => handleConnection(broker, socket, undefined, limits, () => socket.writableLength, log))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {
@@ -67,7 +72,8 @@ export function attachWebSocket (broker: Aedes, http: HttpServer, limits: Connec
     wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = createWebSocketStream(ws)
       stream.on('error', (err) => log.debug({ err }, 'websocket stream error'))
-      handleConnection(broker, stream, req, limits)
+      // the stream holds what ws has not taken yet; ws holds what its socket has not sent
+      handleConnection(broker, stream, req, limits, () => stream.writableLength + ws.bufferedAmount, log)
     })
   })
   return { stopAccepting: () => { accepting = false } }

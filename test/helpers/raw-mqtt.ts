@@ -82,3 +82,28 @@ export async function openSocket (port: number): Promise<net.Socket> {
   await once(socket, 'connect')
   return socket
 }
+
+/**
+ * Splits what arrives on `socket` into MQTT packets and calls `onPacket` with each one's
+ * first byte (type and flags) and body; resolves nothing, it just keeps framing.
+ */
+export function framePackets (socket: net.Socket, onPacket: (first: number, body: Buffer) => void): void {
+  let buf = Buffer.alloc(0)
+  socket.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk])
+    for (;;) {
+      let length = 0
+      let multiplier = 1
+      let i = 1
+      for (; i < buf.length && i <= 4; i++) {
+        const byte = buf[i] as number
+        length += (byte & 0x7f) * multiplier
+        multiplier *= 128
+        if ((byte & 0x80) === 0) break
+      }
+      if (i >= buf.length || buf.length < i + 1 + length) return
+      onPacket(buf[0] as number, buf.subarray(i + 1, i + 1 + length))
+      buf = buf.subarray(i + 1 + length)
+    }
+  })
+}
