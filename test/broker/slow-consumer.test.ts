@@ -62,9 +62,12 @@ async function stuckSubscriber (node: Threadline, transport: 'tcp' | 'ws', user:
   return () => ws.terminate()
 }
 
-for (const transport of ['tcp', 'ws'] as const) {
-  t.test(`${transport}: a subscriber that stops reading delays nobody, is disconnected past its buffer bound, and its session keeps what it missed`, async (t) => {
-    const node = await startNode(t, { env: { THREADLINE_CLIENT_BUFFER_BYTES: String(BUFFER_BYTES) } })
+// sessions in the node's memory over TCP and WebSocket, and in Redis (a cluster's)
+const variants = [['tcp', false], ['ws', false], ['tcp', true]] as const
+
+for (const [transport, redis] of variants) {
+  t.test(`${transport}${redis ? ', sessions in Redis' : ''}: a subscriber that stops reading delays nobody, is disconnected past its buffer bound, and its session keeps what it missed`, async (t) => {
+    const node = await startNode(t, { redis, env: { THREADLINE_CLIENT_BUFFER_BYTES: String(BUFFER_BYTES) } })
     const [alice, bob, slow] = [userId('alice'), userId('bob'), userId('slow')]
     const conv = await createConversation(node, [alice, bob, slow])
     const a = await connectUser(t, node, alice, 'phone')
@@ -130,51 +133,57 @@ for (const transport of ['tcp', 'ws'] as const) {
   })
 }
 
-/** Resolves once `check` holds, looking every 10 ms (for server state no event announces). */
-async function until (check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setTimeout(resolve, 10))
+/** Resolves once `check` holds, looking every 10 ms (server state no event announces); rejects after `ms`. */
+async function until (check: () => boolean, ms: number, message: string): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${message} (after ${ms} ms)`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
 }
 
-t.test('a persistent session\'s queue far larger than the bound is replayed as its client reads, not cut off at every reconnect', async (t) => {
-  const node = await startNode(t, { env: { THREADLINE_CLIENT_BUFFER_BYTES: String(BUFFER_BYTES) } })
-  const [alice, slow] = [userId('alice'), userId('slow')]
-  const conv = await createConversation(node, [alice, slow])
-  const slowId = `${slow}:phone`
-  const away = await connectUser(t, node, slow, 'phone', { clean: false })
-  await away.subscribeAsync(`user/${slow}/inbox`, { qos: 1 })
-  await away.endAsync()
+for (const redis of [false, true]) {
+  t.test(`${redis ? 'sessions in Redis: ' : ''}a persistent session's queue far larger than the bound is replayed as its client reads, not cut off at every reconnect`, async (t) => {
+    const node = await startNode(t, { redis, env: { THREADLINE_CLIENT_BUFFER_BYTES: String(BUFFER_BYTES) } })
+    const [alice, slow] = [userId('alice'), userId('slow')]
+    const conv = await createConversation(node, [alice, slow])
+    const slowId = `${slow}:phone`
+    const away = await connectUser(t, node, slow, 'phone', { clean: false })
+    await away.subscribeAsync(`user/${slow}/inbox`, { qos: 1 })
+    await away.endAsync()
 
-  // ~6.5 MB waits in the session: more than the kernel's buffers and the bound together
-  const a = await connectUser(t, node, alice, 'phone')
-  let next = 0
-  await within(Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-    while (next < SENDS) await a.publishAsync(`conv/${conv}/send`, text(`q-${next++}`, BIG), { qos: 1 })
-  })), 60_000, 'alice\'s sends were not all PUBACKed')
-  t.equal((await queuedTopics(node, slowId)).length, SENDS, 'the whole backlog is queued')
+    // ~6.5 MB waits in the session: more than the kernel's buffers and the bound together
+    const a = await connectUser(t, node, alice, 'phone')
+    let next = 0
+    await within(Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < SENDS) await a.publishAsync(`conv/${conv}/send`, text(`q-${next++}`, BIG), { qos: 1 })
+    })), 60_000, 'alice\'s sends were not all PUBACKed')
+    t.equal((await queuedTopics(node, slowId)).length, SENDS, 'the whole backlog is queued')
 
-  let disconnected = false
-  node.broker.on('clientDisconnect', (client) => { if (client.id === slowId) disconnected = true })
-  const socket = await openSocket(node.mqttPort)
-  t.teardown(() => socket.destroy())
-  socket.on('error', () => {})
-  let publishes = 0
-  let connack = -1
-  let allArrived = (): void => {}
-  const arrived = new Promise<void>((resolve) => { allArrived = resolve })
-  framePackets(socket, (first, body) => {
-    if (first === 0x20) connack = body[1] as number
-    if ((first & 0xf0) === 0x30 && ++publishes === SENDS) allArrived()
+    let disconnected = false
+    node.broker.on('clientDisconnect', (client) => { if (client.id === slowId) disconnected = true })
+    const socket = await openSocket(node.mqttPort)
+    t.teardown(() => socket.destroy())
+    socket.on('error', () => {})
+    let publishes = 0
+    let connack = -1
+    let allArrived = (): void => {}
+    const arrived = new Promise<void>((resolve) => { allArrived = resolve })
+    framePackets(socket, (first, body) => {
+      if (first === 0x20) connack = body[1] as number
+      if ((first & 0xf0) === 0x30 && ++publishes === SENDS) allArrived()
+    })
+    socket.write(connectPacket({ clientId: slowId, clean: false, username: slow, password: node.tokens.sign({ sub: slow }, 3600) }))
+    // a device on a slow link: it reads nothing while the replay fills every buffer
+    socket.pause()
+    const serverSide = (): { conn: { writableNeedDrain: boolean } } | undefined =>
+      (node.broker as unknown as { clients: Record<string, { conn: { writableNeedDrain: boolean } }> }).clients[slowId]
+    await until(() => disconnected || serverSide()?.conn.writableNeedDrain === true, 10_000, 'the replay never filled the connection')
+    t.notOk(disconnected, 'the replay waits for the client instead of overrunning the bound')
+
+    socket.resume()
+    await within(arrived, 20_000, `the client got ${publishes} of the ${SENDS} queued events`)
+    t.equal(connack, 0, 'CONNACK 0')
+    t.notOk(disconnected, 'all of the backlog arrived over the one connection')
   })
-  socket.write(connectPacket({ clientId: slowId, clean: false, username: slow, password: node.tokens.sign({ sub: slow }, 3600) }))
-  // a device on a slow link: it reads nothing while the replay fills every buffer
-  socket.pause()
-  const serverSide = (): { conn: { writableNeedDrain: boolean } } | undefined =>
-    (node.broker as unknown as { clients: Record<string, { conn: { writableNeedDrain: boolean } }> }).clients[slowId]
-  await within(until(() => disconnected || serverSide()?.conn.writableNeedDrain === true), 10_000, 'the replay never filled the connection')
-  t.notOk(disconnected, 'the replay waits for the client instead of overrunning the bound')
-
-  socket.resume()
-  await within(arrived, 20_000, `the client got ${publishes} of the ${SENDS} queued events`)
-  t.equal(connack, 0, 'CONNACK 0')
-  t.notOk(disconnected, 'all of the backlog arrived over the one connection')
-})
+}
