@@ -16,6 +16,8 @@ export interface Config {
   readonly databaseUrl: string | null
   readonly redisUrl: string | null
   readonly maxPayloadBytes: number
+  /** bytes that may wait for one client that doesn't read before it is disconnected */
+  readonly clientBufferBytes: number
   readonly sendRatePerS: number
   readonly sendBurst: number
   readonly receiptWindowMs: number
@@ -32,6 +34,9 @@ export class ConfigError extends Error {
     this.name = 'ConfigError'
   }
 }
+
+/** Room for the fixed header and topic of an MQTT packet whose payload is at the limit. */
+export const PACKET_OVERHEAD_BYTES = 1024
 
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -78,6 +83,13 @@ export function loadConfig (env: Env = process.env): Config {
   if (jwtSecret !== null && jwtSecret.length < 16) {
     throw new ConfigError('THREADLINE_JWT_SECRET', 'must be at least 16 characters')
   }
+  const maxPayloadBytes = integer(env, 'THREADLINE_MAX_PAYLOAD_BYTES', 65536, 1024, 256 * 1024 * 1024)
+  // one packet at the size limit must always fit, or such a client could never be served
+  const minClientBuffer = maxPayloadBytes + PACKET_OVERHEAD_BYTES
+  const clientBufferBytes = integer(env, 'THREADLINE_CLIENT_BUFFER_BYTES', Math.max(1024 * 1024, minClientBuffer), 1, 4 * 1024 * 1024 * 1024)
+  if (clientBufferBytes < minClientBuffer) {
+    throw new ConfigError('THREADLINE_CLIENT_BUFFER_BYTES', `must be at least THREADLINE_MAX_PAYLOAD_BYTES + ${PACKET_OVERHEAD_BYTES} = ${minClientBuffer} (one packet at the size limit must fit), got ${clientBufferBytes}`)
+  }
   const host = text(env, 'THREADLINE_HOST') ?? '0.0.0.0'
   if (!/^[A-Za-z0-9.:-]+$/.test(host)) throw new ConfigError('THREADLINE_HOST', `is not a host name or address: ${JSON.stringify(host)}`)
   return Object.freeze({
@@ -89,7 +101,8 @@ export function loadConfig (env: Env = process.env): Config {
     openTopics: oneOf(env, 'THREADLINE_OPEN_TOPICS', ['none', 'authenticated', 'anonymous'] as const, 'none'),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
-    maxPayloadBytes: integer(env, 'THREADLINE_MAX_PAYLOAD_BYTES', 65536, 1024, 256 * 1024 * 1024),
+    maxPayloadBytes,
+    clientBufferBytes,
     sendRatePerS: integer(env, 'THREADLINE_SEND_RATE', 20, 1, 1_000_000),
     sendBurst: integer(env, 'THREADLINE_SEND_BURST', 100, 1, 1_000_000),
     receiptWindowMs: integer(env, 'THREADLINE_RECEIPT_WINDOW_MS', 500, 0, 60_000),

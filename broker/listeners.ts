@@ -1,13 +1,44 @@
 // The two ways in: MQTT over TCP, and MQTT over WebSocket at /mqtt on the HTTP port.
+// Every connection gets the same two bounds before Aedes reads a byte of it: the packet
+// size (broker/patches/packet-size.ts) and the bytes that may wait for a client that
+// doesn't read (broker/patches/write-buffer.ts).
 import net from 'node:net'
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
+import { PACKET_OVERHEAD_BYTES } from './config.js'
 import type { Logger } from './logger.js'
+import { limitPacketSize } from './patches/packet-size.js'
+import { boundWriteBuffer } from './patches/write-buffer.js'
 
-export async function listenTcp (broker: Aedes, port: number, host: string): Promise<net.Server> {
-  const server = net.createServer((socket) => broker.handle(socket))
+/**
+ * Largest packet before the CONNECT is accepted. A CONNECT carries a clientId (≤ 129
+ * chars), a username (≤ 64), a token (ours are a few hundred bytes, an identity
+ * provider's a few KiB) and maybe a will on an open topic; 8 KiB holds them all while
+ * an unauthenticated connection costs little.
+ */
+export const BEFORE_CONNECT_PACKET_BYTES = 8192
+
+export interface ConnectionLimits {
+  /** THREADLINE_MAX_PAYLOAD_BYTES */
+  maxPayloadBytes: number
+  /** THREADLINE_CLIENT_BUFFER_BYTES */
+  clientBufferBytes: number
+}
+
+/** Largest MQTT packet (remaining length) of an accepted client: a payload at the limit plus topic and header. */
+export const maxPacketBytes = (limits: ConnectionLimits): number => limits.maxPayloadBytes + PACKET_OVERHEAD_BYTES
+
+function handleConnection (broker: Aedes, conn: Duplex, req: IncomingMessage | undefined, limits: ConnectionLimits, buffered: () => number, log: Logger): void {
+  const client = broker.handle(conn, req)
+  const packetBytes = maxPacketBytes(limits)
+  limitPacketSize(client, { packetBytes, beforeConnectBytes: Math.min(BEFORE_CONNECT_PACKET_BYTES, packetBytes) })
+  boundWriteBuffer(client, { maxBytes: limits.clientBufferBytes, buffered, destroy: (err) => conn.destroy(err), log })
+}
+
+export async function listenTcp (broker: Aedes, port: number, host: string, limits: ConnectionLimits, log: Logger): Promise<net.Server> {
+  const server = net.createServer((socket) => handleConnection(broker, socket, undefined, limits, () => socket.writableLength, log))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {
@@ -24,12 +55,14 @@ export interface WebSocketEntry {
 }
 
 /** Routes HTTP upgrades of /mqtt to Aedes; any other upgrade is refused. */
-export function attachWebSocket (broker: Aedes, http: HttpServer, maxPayloadBytes: number, log: Logger): WebSocketEntry {
+export function attachWebSocket (broker: Aedes, http: HttpServer, limits: ConnectionLimits, log: Logger): WebSocketEntry {
   let accepting = true
   const wss = new WebSocketServer({
     noServer: true,
-    // MQTT packets carry their own framing; the cap keeps one frame from holding the heap
-    maxPayload: maxPayloadBytes + 1024,
+    // Room for one whole packet at the MQTT limit (5 bytes of fixed header at most), so
+    // that the MQTT check decides alike on TCP and WebSocket; the cap keeps a frame from
+    // holding the heap before that check sees it.
+    maxPayload: maxPacketBytes(limits) + 5,
     handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false)
   })
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -39,7 +72,8 @@ export function attachWebSocket (broker: Aedes, http: HttpServer, maxPayloadByte
     wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = createWebSocketStream(ws)
       stream.on('error', (err) => log.debug({ err }, 'websocket stream error'))
-      broker.handle(stream, req)
+      // the stream holds what ws has not taken yet; ws holds what its socket has not sent
+      handleConnection(broker, stream, req, limits, () => stream.writableLength + ws.bufferedAmount, log)
     })
   })
   return { stopAccepting: () => { accepting = false } }

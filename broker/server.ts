@@ -11,6 +11,7 @@ import type { PluginContext } from './plugin.js'
 import { openStore, type Store } from './store/index.js'
 import { createBrokerState } from './broker-state.js'
 import { attachWebSocket, listenTcp } from './listeners.js'
+import { paceSessionReplay } from './patches/write-buffer.js'
 import { isChatNamespace } from '../plugins/acl/topics.js'
 import { authPlugin, TOKENS_SERVICE } from '../plugins/auth/index.js'
 import { aclPlugin } from '../plugins/acl/index.js'
@@ -54,7 +55,8 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     const broker = await Aedes.createBroker({
       persistence: state.persistence,
       mq: state.mq,
-      // a stuck subscriber must not stall delivery to everyone else
+      // unused while broker/patches/write-buffer.ts replaces every client's wait for
+      // drain (bounded by THREADLINE_CLIENT_BUFFER_BYTES); a backstop should that patch go
       drainTimeout: 30_000,
       // clientIds are <sub>:<deviceId>, up to 129 chars, even for MQTT 3.1 clients
       maxClientsIdLength: 129
@@ -62,6 +64,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     const closeBroker = (): Promise<void> => new Promise<void>(resolve => broker.close(() => resolve()))
     cleanups.push(closeBroker)
     dropRawChatPackets(broker)
+    paceSessionReplay(broker)
     broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
     broker.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'connection error'))
     // Aedes emits 'error' from its periodic will sweep and from offline enqueueing when
@@ -93,8 +96,9 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     })
     cleanups.push(() => app.close())
     await app.listen({ port: config.httpPort, host: config.host })
-    const upgrades = attachWebSocket(broker, app.server, config.maxPayloadBytes, log)
-    const tcp = await listenTcp(broker, config.mqttPort, config.host)
+    const limits = { maxPayloadBytes: config.maxPayloadBytes, clientBufferBytes: config.clientBufferBytes }
+    const upgrades = attachWebSocket(broker, app.server, limits, log)
+    const tcp = await listenTcp(broker, config.mqttPort, config.host, limits, log)
     // not awaited: server.close() waits for open connections, which closeBroker ends
     cleanups.push(async () => { tcp.close() })
 

@@ -7,7 +7,7 @@ import type { AedesPublishPacket, Client } from 'aedes'
 import type { PluginContext, ThreadlinePlugin } from '../../broker/plugin.js'
 import { ConnectRefusal } from '../../broker/plugin.js'
 import { identityOf, type Identity } from '../../broker/identity.js'
-import { INTEGRATOR_EVENTS_FILTER, isChatNamespace, parseChatTopic, unshared } from './topics.js'
+import { INTEGRATOR_EVENTS_FILTER, isChatNamespace, parseChatTopic, isSharedSubscription } from './topics.js'
 import { noteRefused, pruneRefusedTopics } from './session-prune.js'
 
 /**
@@ -59,9 +59,8 @@ function checkPublish (ctx: PluginContext, client: Client, topic: string): void 
   }
 }
 
-async function checkSubscribe (ctx: PluginContext, identity: Identity | null, requested: string): Promise<boolean> {
-  const filter = unshared(requested)
-  if (filter === null) return false
+async function checkSubscribe (ctx: PluginContext, identity: Identity | null, filter: string): Promise<boolean> {
+  if (isSharedSubscription(filter)) return false
   if (filter.startsWith('$SYS')) {
     // broker statistics name every connected clientId (<user>:<device>): admins, and
     // everyone in the anonymous development/conformance mode, only
@@ -177,7 +176,8 @@ export const aclPlugin: ThreadlinePlugin = {
       async authorizeSubscribe (client, sub) {
         const ok = await checkSubscribe(ctx, identityOf(client), sub.topic)
         if (!ok) {
-          log.info({ clientId: client.id, topic: sub.topic }, 'subscription refused')
+          const reason = isSharedSubscription(sub.topic) ? 'shared subscriptions are not supported' : 'not allowed'
+          log.info({ clientId: client.id, topic: sub.topic, reason }, 'subscription refused')
           noteRefused(client, sub.topic)
           return null
         }

@@ -20,13 +20,13 @@ export function isReservedDollar (topic: string): boolean {
   return topic.startsWith('$SYS/') || topic === '$SYS' || topic.startsWith('$threadline/') || topic === '$threadline'
 }
 
-/** `$share/<group>/<filter>` → `<filter>` (a shared subscription is judged by its filter); others unchanged. */
-export function unshared (filter: string): string | null {
-  if (!filter.startsWith('$share/')) return filter
-  const rest = filter.slice('$share/'.length)
-  const slash = rest.indexOf('/')
-  if (slash <= 0 || slash === rest.length - 1) return null // no group or no filter: malformed
-  return rest.slice(slash + 1)
+/**
+ * `$share/…` (MQTT 5 shared subscriptions, which some 3.1.1 brokers accept too). Aedes 1.x
+ * has none: it would store `$share/<group>/<filter>` as a literal filter that no topic
+ * ever matches, so a granted one would deliver nothing. Refused until that changes.
+ */
+export function isSharedSubscription (filter: string): boolean {
+  return filter.startsWith('$share/') || filter === '$share'
 }
 
 const CONV_KINDS = new Set(['send', 'typing', 'read', 'events', 'receipts'])
