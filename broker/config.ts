@@ -12,6 +12,10 @@ export interface Config {
   readonly dataDir: string
   /** null → generated once into the data dir (see plugins/auth/secret.ts) */
   readonly jwtSecret: string | null
+  /** null → tokens' `iss` is not checked */
+  readonly jwtIssuer: string | null
+  /** null → tokens' `aud` is not checked */
+  readonly jwtAudience: string | null
   readonly openTopics: OpenTopicsPolicy
   readonly databaseUrl: string | null
   readonly redisUrl: string | null
@@ -32,6 +36,8 @@ export class ConfigError extends Error {
     this.name = 'ConfigError'
   }
 }
+
+export const MIN_JWT_SECRET_BYTES = 32
 
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -58,6 +64,14 @@ function oneOf<T extends string> (env: Env, name: string, allowed: readonly T[],
   return raw as T
 }
 
+/** An expected `iss`/`aud` value, compared as is with the token's. */
+function claim (env: Env, name: string): string | null {
+  const raw = text(env, name)
+  if (raw === undefined) return null
+  if (raw.length > 256 || /[\u0000-\u001f]/.test(raw)) throw new ConfigError(name, 'must be at most 256 characters, without control characters')
+  return raw
+}
+
 function url (env: Env, name: string, protocols: readonly string[]): string | null {
   const raw = text(env, name)
   if (raw === undefined) return null
@@ -75,8 +89,10 @@ function url (env: Env, name: string, protocols: readonly string[]): string | nu
 
 export function loadConfig (env: Env = process.env): Config {
   const jwtSecret = text(env, 'THREADLINE_JWT_SECRET') ?? null
-  if (jwtSecret !== null && jwtSecret.length < 16) {
-    throw new ConfigError('THREADLINE_JWT_SECRET', 'must be at least 16 characters')
+  // HS256 with a key shorter than its 256-bit output can be brute-forced offline from any
+  // one token (RFC 7518 §3.2 asks for at least 256 bits)
+  if (jwtSecret !== null && Buffer.byteLength(jwtSecret, 'utf8') < MIN_JWT_SECRET_BYTES) {
+    throw new ConfigError('THREADLINE_JWT_SECRET', `must be at least ${MIN_JWT_SECRET_BYTES} bytes`)
   }
   const host = text(env, 'THREADLINE_HOST') ?? '0.0.0.0'
   if (!/^[A-Za-z0-9.:-]+$/.test(host)) throw new ConfigError('THREADLINE_HOST', `is not a host name or address: ${JSON.stringify(host)}`)
@@ -86,6 +102,8 @@ export function loadConfig (env: Env = process.env): Config {
     host,
     dataDir: path.resolve(text(env, 'THREADLINE_DATA_DIR') ?? './data'),
     jwtSecret,
+    jwtIssuer: claim(env, 'THREADLINE_JWT_ISSUER'),
+    jwtAudience: claim(env, 'THREADLINE_JWT_AUDIENCE'),
     openTopics: oneOf(env, 'THREADLINE_OPEN_TOPICS', ['none', 'authenticated', 'anonymous'] as const, 'none'),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),

@@ -9,7 +9,7 @@ import { createLogger } from '../../broker/logger.js'
 import { startThreadline, type Threadline } from '../../broker/server.js'
 import { createDatabase } from './pg-database.js'
 
-export const TEST_SECRET = 'test-secret-0123456789abcdef'
+export const TEST_SECRET = 'test-secret-0123456789abcdef-0123456789'
 
 interface Teardownable { teardown(fn: () => unknown): void }
 
