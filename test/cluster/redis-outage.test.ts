@@ -19,7 +19,7 @@ const send = (client: MqttClient, conv: string, id: string): Promise<unknown> =>
 t.test('a removal announced while node B is cut off from Redis is not missed by B', async (t) => {
   const db = await createDatabase()
   t.teardown(db.drop)
-  const redisUrl = isolatedRedisUrl()
+  const redisUrl = await isolatedRedisUrl(t)
   const redis = new URL(redisUrl)
   const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
   const a = await startNode(t, { databaseUrl: db.url, env: { REDIS_URL: redisUrl } })
