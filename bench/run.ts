@@ -20,7 +20,7 @@ import { type Scenario, groupScenario, insertConversations, pairsScenario, userS
 import { WorkerPool } from './workers.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const SECRET = 'bench-secret-0123456789abcdef'
+const SECRET = 'bench-secret-0123456789abcdef-0123456789'
 const STARTUP_TIMEOUT_MS = 60_000
 const SETUP_TIMEOUT_MS = 120_000
 

@@ -12,6 +12,10 @@ export interface Config {
   readonly dataDir: string
   /** null → generated once into the data dir (see plugins/auth/secret.ts) */
   readonly jwtSecret: string | null
+  /** null → tokens' `iss` is not checked */
+  readonly jwtIssuer: string | null
+  /** null → tokens' `aud` is not checked */
+  readonly jwtAudience: string | null
   readonly openTopics: OpenTopicsPolicy
   readonly databaseUrl: string | null
   readonly redisUrl: string | null
@@ -37,6 +41,7 @@ export class ConfigError extends Error {
 
 /** Room for the fixed header and topic of an MQTT packet whose payload is at the limit. */
 export const PACKET_OVERHEAD_BYTES = 1024
+export const MIN_JWT_SECRET_BYTES = 32
 
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -63,6 +68,14 @@ function oneOf<T extends string> (env: Env, name: string, allowed: readonly T[],
   return raw as T
 }
 
+/** An expected `iss`/`aud` value, compared as is with the token's. */
+function claim (env: Env, name: string): string | null {
+  const raw = text(env, name)
+  if (raw === undefined) return null
+  if (raw.length > 256 || /[\u0000-\u001f]/.test(raw)) throw new ConfigError(name, 'must be at most 256 characters, without control characters')
+  return raw
+}
+
 function url (env: Env, name: string, protocols: readonly string[]): string | null {
   const raw = text(env, name)
   if (raw === undefined) return null
@@ -80,8 +93,10 @@ function url (env: Env, name: string, protocols: readonly string[]): string | nu
 
 export function loadConfig (env: Env = process.env): Config {
   const jwtSecret = text(env, 'THREADLINE_JWT_SECRET') ?? null
-  if (jwtSecret !== null && jwtSecret.length < 16) {
-    throw new ConfigError('THREADLINE_JWT_SECRET', 'must be at least 16 characters')
+  // HS256 with a key shorter than its 256-bit output can be brute-forced offline from any
+  // one token (RFC 7518 §3.2 asks for at least 256 bits)
+  if (jwtSecret !== null && Buffer.byteLength(jwtSecret, 'utf8') < MIN_JWT_SECRET_BYTES) {
+    throw new ConfigError('THREADLINE_JWT_SECRET', `must be at least ${MIN_JWT_SECRET_BYTES} bytes`)
   }
   const maxPayloadBytes = integer(env, 'THREADLINE_MAX_PAYLOAD_BYTES', 65536, 1024, 256 * 1024 * 1024)
   // one packet at the size limit must always fit, or such a client could never be served
@@ -98,6 +113,8 @@ export function loadConfig (env: Env = process.env): Config {
     host,
     dataDir: path.resolve(text(env, 'THREADLINE_DATA_DIR') ?? './data'),
     jwtSecret,
+    jwtIssuer: claim(env, 'THREADLINE_JWT_ISSUER'),
+    jwtAudience: claim(env, 'THREADLINE_JWT_AUDIENCE'),
     openTopics: oneOf(env, 'THREADLINE_OPEN_TOPICS', ['none', 'authenticated', 'anonymous'] as const, 'none'),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),

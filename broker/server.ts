@@ -48,7 +48,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
   try {
     const { secret, generatedAt } = await resolveJwtSecret(config)
     if (generatedAt !== null) log.warn({ file: generatedAt }, 'THREADLINE_JWT_SECRET is not set: using a secret generated into the data dir (fine for development, set it in production)')
-    const tokens = createTokenService(secret)
+    const tokens = createTokenService(secret, { issuer: config.jwtIssuer, audience: config.jwtAudience })
 
     const state = createBrokerState(config, log.child({ part: 'broker-state' }))
     cleanups.push(() => state.close())

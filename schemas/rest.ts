@@ -12,6 +12,12 @@ export const CONVERSATIONS_PAGE_MAX = 100
 export const HISTORY_PAGE_DEFAULT = 50
 export const HISTORY_PAGE_MAX = 200
 export const MAX_TITLE_LENGTH = 200
+/**
+ * Users named in one request. schemas/ can't read the configured group size, so this is
+ * the largest THREADLINE_MAX_GROUP_MEMBERS allows; the services check the configured one.
+ * It keeps a body raised with THREADLINE_MAX_PAYLOAD_BYTES from reaching the store.
+ */
+export const MAX_USERS_PER_REQUEST = 100_000
 
 const SeqOrZero = Type.Integer({ minimum: 0, maximum: MAX_SAFE_INTEGER, description: '0 when nothing yet' })
 const Nullable = <T extends Type.TSchema>(schema: T) => Type.Union([schema, Type.Null()])
@@ -31,6 +37,7 @@ export const CreateConversationBody = Type.Object({
   title: Type.Optional(StorableString({ minLength: 1, maxLength: MAX_TITLE_LENGTH, description: 'required for groups; direct conversations have none; not blank' }, { nonBlank: true })),
   members: Type.Array(UserId, {
     minItems: 1,
+    maxItems: MAX_USERS_PER_REQUEST,
     description: 'direct: the one other user; group: the members besides the creator (the creator joins as admin); users not seen yet are created'
   })
 })
@@ -93,7 +100,7 @@ export const ConversationParams = Type.Object({ id: ConvId })
 export const MemberParams = Type.Object({ id: ConvId, user_id: UserId })
 
 export const AddMembersBody = Type.Object({
-  user_ids: Type.Array(UserId, { minItems: 1, description: 'users to add; users already in the conversation are skipped' })
+  user_ids: Type.Array(UserId, { minItems: 1, maxItems: MAX_USERS_PER_REQUEST, description: 'users to add; users already in the conversation are skipped' })
 })
 
 export const MemberSettingsBody = Type.Object({

@@ -9,8 +9,32 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v))
 const CONNECT_TIMEOUT_MS = 5000
 const QUERY_TIMEOUT_MS = 10_000
 
+// SQLSTATE 57014: cancelled by the server's statement_timeout (nothing else cancels our
+// queries), i.e. the store is too slow to answer: the same `unavailable` as the client-side
+// query_timeout it stands in for.
+const STATEMENT_TIMEOUT = '57014'
+
 function wrap (err: unknown): unknown {
-  return isUnavailable(err) ? new StoreUnavailableError(err) : err
+  return isUnavailable(err) || (err as { code?: unknown } | null)?.code === STATEMENT_TIMEOUT ? new StoreUnavailableError(err) : err
+}
+
+/**
+ * The server-side statement_timeout, a bit below the client-side query_timeout (the
+ * default, or `?query_timeout=` of DATABASE_URL). The client giving up only drops its
+ * socket; the server would go on running the statement and holding its row locks (the
+ * conversation rows that every send of that conversation waits for) until it finished.
+ * Cancelled by the server first, the statement and its transaction end there and then.
+ * Lock waits count toward statement_timeout, so no separate lock_timeout is needed.
+ */
+export function statementTimeoutMs (connectionString: string): number {
+  let queryTimeout = QUERY_TIMEOUT_MS
+  try {
+    const fromUrl = Number(new URL(connectionString).searchParams.get('query_timeout'))
+    if (Number.isInteger(fromUrl) && fromUrl > 0) queryTimeout = fromUrl
+  } catch {
+    // not a URL (a libpq key=value string): pg reads no query_timeout from it either
+  }
+  return Math.max(1, queryTimeout - Math.min(1000, Math.floor(queryTimeout / 5)))
 }
 
 export async function openPgStore (connectionString: string, log: { error: (o: object, m: string) => void }): Promise<Store> {
@@ -24,6 +48,8 @@ export async function openPgStore (connectionString: string, log: { error: (o: o
     // no answer in time fails as `unavailable`: no PUBACK, the session resends.
     // `?query_timeout=ms` in DATABASE_URL overrides it (pg reads it from the URL).
     query_timeout: QUERY_TIMEOUT_MS,
+    // `?statement_timeout=ms` in DATABASE_URL overrides it likewise
+    statement_timeout: statementTimeoutMs(connectionString),
     // and idle connections whose peer vanished are found out, not handed to the next query
     keepAlive: true
   })

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { Config } from '../../broker/config.js'
+import { MIN_JWT_SECRET_BYTES, type Config } from '../../broker/config.js'
 
 export interface ResolvedSecret { secret: string, generatedAt: string | null }
 
@@ -12,7 +12,9 @@ export async function resolveJwtSecret (config: Pick<Config, 'jwtSecret' | 'data
   const file = path.join(config.dataDir, 'jwt-secret')
   try {
     const existing = (await readFile(file, 'utf8')).trim()
-    if (existing.length >= 16) return { secret: existing, generatedAt: file }
+    if (Buffer.byteLength(existing) >= MIN_JWT_SECRET_BYTES) return { secret: existing, generatedAt: file }
+    // written by hand or by an old version: refusing beats silently signing with a weak key
+    if (existing !== '') throw new Error(`${file} holds a secret shorter than ${MIN_JWT_SECRET_BYTES} bytes: delete it (a new one is generated) or set THREADLINE_JWT_SECRET`)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }

@@ -11,7 +11,8 @@ export interface TokenClaims {
   exp: number
 }
 
-const ROLES: readonly Role[] = ['user', 'integrator', 'admin']
+export const ROLES: readonly Role[] = ['user', 'integrator', 'admin']
+export const MAX_NAME_LENGTH = 128
 
 export class TokenError extends Error {
   constructor (message: string, readonly expired = false) {
@@ -25,12 +26,45 @@ export interface TokenService {
   verify(token: string): TokenClaims
 }
 
-export function createTokenService (secret: string): TokenService {
-  const verifier = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['sub', 'exp'], cache: 1000 })
+export interface TokenOptions {
+  /** when set, every token must carry this `iss` (tokens of an identity provider), and ours get it */
+  issuer?: string | null
+  /** when set, every token must carry this `aud`, and ours get it */
+  audience?: string | null
+}
+
+// U+0000 or a surrogate without its pair (a JSON "\ud800" escape makes one)
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * The one rule for what a token may claim, run when signing (the token CLI) and when
+ * verifying (CONNECT, HTTP): a token we sign is never one we then refuse.
+ */
+export function checkClaims (claims: { sub: unknown, name?: unknown, role?: unknown }): void {
+  const { sub, name, role } = claims
+  if (typeof sub !== 'string' || !isId(sub)) throw new TokenError('user id must be 1–64 chars of [A-Za-z0-9_.-] (the sub claim)')
+  if (role !== undefined && !ROLES.includes(role as Role)) throw new TokenError(`role must be one of ${ROLES.join(', ')}`)
+  // the name becomes users.display_name: PostgreSQL text holds neither U+0000 nor lone surrogates
+  if (name !== undefined && (typeof name !== 'string' || name.length > MAX_NAME_LENGTH || UNSTORABLE.test(name))) {
+    throw new TokenError(`name must be a string of at most ${MAX_NAME_LENGTH} chars, without U+0000 or unpaired surrogates`)
+  }
+}
+
+export function createTokenService (secret: string, opts: TokenOptions = {}): TokenService {
+  const issuer = opts.issuer ?? undefined
+  const audience = opts.audience ?? undefined
+  const verifier = createVerifier({
+    key: secret,
+    algorithms: ['HS256'],
+    requiredClaims: ['sub', 'exp', ...(issuer !== undefined ? ['iss'] : []), ...(audience !== undefined ? ['aud'] : [])],
+    ...(issuer !== undefined ? { allowedIss: issuer } : {}),
+    ...(audience !== undefined ? { allowedAud: audience } : {}),
+    cache: 1000
+  })
   return {
     sign (claims, ttlS) {
-      if (!isId(claims.sub)) throw new TokenError('user id must be 1–64 chars of [A-Za-z0-9_.-]')
-      const signer = createSigner({ key: secret, algorithm: 'HS256', expiresIn: ttlS * 1000 })
+      checkClaims(claims)
+      const signer = createSigner({ key: secret, algorithm: 'HS256', expiresIn: ttlS * 1000, ...(issuer !== undefined ? { iss: issuer } : {}), ...(audience !== undefined ? { aud: audience } : {}) })
       return signer({ sub: claims.sub, role: claims.role ?? 'user', ...(claims.name !== undefined ? { name: claims.name } : {}) })
     },
     verify (token) {
@@ -38,16 +72,29 @@ export function createTokenService (secret: string): TokenService {
       try {
         payload = verifier(token) as Record<string, unknown>
       } catch (err) {
-        const code = (err as { code?: string }).code
-        if (code === 'FAST_JWT_EXPIRED') throw new TokenError('token expired', true)
-        throw new TokenError(code === 'FAST_JWT_MISSING_REQUIRED_CLAIM' ? 'token lacks sub or exp' : 'token is not valid')
+        throw verifyError(err)
       }
       const { sub, name, role, exp } = payload
-      if (typeof sub !== 'string' || !isId(sub)) throw new TokenError('token sub must be 1–64 chars of [A-Za-z0-9_.-]')
       if (typeof exp !== 'number') throw new TokenError('token exp must be a number')
-      if (role !== undefined && !ROLES.includes(role as Role)) throw new TokenError(`token role must be one of ${ROLES.join(', ')}`)
-      if (name !== undefined && (typeof name !== 'string' || name.length > 128)) throw new TokenError('token name must be a string of at most 128 chars')
-      return { sub, name: (name as string | undefined) ?? null, role: (role as Role | undefined) ?? 'user', exp }
+      try {
+        checkClaims({ sub, name, role })
+      } catch (err) {
+        throw new TokenError(`token ${(err as Error).message}`)
+      }
+      return { sub: sub as string, name: (name as string | undefined) ?? null, role: (role as Role | undefined) ?? 'user', exp }
+    }
+  }
+}
+
+function verifyError (err: unknown): TokenError {
+  const { code, message } = err as { code?: string, message?: string }
+  switch (code) {
+    case 'FAST_JWT_EXPIRED': return new TokenError('token expired', true)
+    // fast-jwt names the claim (sub, exp, iss or aud) in its message
+    case 'FAST_JWT_MISSING_REQUIRED_CLAIM': return new TokenError(`token lacks a required claim: ${message ?? ''}`)
+    default: {
+      const claim = /\b(iss|aud) claim/.exec(message ?? '')?.[1]
+      return new TokenError(claim !== undefined ? `token ${claim} is not the configured one` : 'token is not valid')
     }
   }
 }

@@ -6,12 +6,20 @@ import fp from 'fastify-plugin'
 import { isUnavailable } from '../../broker/store/index.js'
 import { ThreadlineError, type ErrorCode } from '../../schemas/index.js'
 
+/**
+ * A body that is not JSON: HTTP's own 415 (RFC 9110 §15.5.16), so generic clients and
+ * proxies see what went wrong, with the catalog's `bad_request` code: the catalog has no
+ * code of its own for it and a client fixes it like any bad request.
+ */
+class UnsupportedMediaType extends ThreadlineError {
+  override readonly statusCode = 415
+}
+
 // Fastify's own request errors whose cause the client must fix.
 const FASTIFY_CODES: Record<string, (err: FastifyError, limit: number) => ThreadlineError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: (_e, limit) => new ThreadlineError('too_large', `request body is over the ${limit}-byte limit`),
   FST_ERR_CTP_INVALID_JSON_BODY: () => new ThreadlineError('bad_request', 'request body is not valid JSON'),
-  // 415 is not in the catalog; a wrong Content-Type is a bad request all the same
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: (err) => new ThreadlineError('bad_request', `Content-Type is not supported (use application/json): ${err.message}`)
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: (err) => new UnsupportedMediaType('bad_request', `Content-Type is not supported (use application/json): ${err.message}`)
 }
 
 const STATUS_CODES: Record<number, ErrorCode> = { 401: 'unauthorized', 404: 'not_found', 413: 'too_large', 429: 'rate_limited' }

@@ -8,9 +8,14 @@ export { upsertTokenUser } from '../../plugins/auth/users.js'
 /** Rows for users named as members, leaving existing ones untouched. */
 export async function ensureUsers (q: Queryable, userIds: readonly string[]): Promise<void> {
   if (userIds.length === 0) return
+  // Each new row holds its key's lock until commit, and a concurrent insert of the same id
+  // waits for it: two transactions inserting {a, b} and {b, a} in request order deadlock.
+  // One global order (sorted, by code unit like ORDER BY ... COLLATE "C") makes them queue.
+  const sorted = [...new Set(userIds)].sort()
   await q.query(
-    `INSERT INTO users (id, display_name) SELECT u, u FROM unnest($1::text[]) AS u
-     ON CONFLICT (id) DO NOTHING`, [userIds])
+    `INSERT INTO users (id, display_name)
+     SELECT u, u FROM unnest($1::text[]) WITH ORDINALITY AS x(u, i) ORDER BY i
+     ON CONFLICT (id) DO NOTHING`, [sorted])
 }
 
 export async function findMe (q: Queryable, userId: string): Promise<Me | null> {

@@ -58,7 +58,7 @@ t.test('without a configured secret the token is signed with one generated into 
   const run = await npmToken(['alice'], { THREADLINE_DATA_DIR: dataDir })
   t.equal(run.code, 0, run.stderr)
   t.match(run.stderr, /THREADLINE_JWT_SECRET is not set/, 'with a warning')
-  t.ok((await readFile(path.join(dataDir, 'jwt-secret'), 'utf8')).trim().length >= 16)
+  t.ok((await readFile(path.join(dataDir, 'jwt-secret'), 'utf8')).trim().length >= 32, 'a secret of at least 32 bytes')
   // a node on the same data dir, no secret configured either, accepts it
   const node = await startNode(t, { env: { THREADLINE_JWT_SECRET: '', THREADLINE_DATA_DIR: dataDir } })
   const client = await connectRaw(t, tcpUrl(node), { clientId: 'alice:cli', username: 'alice', password: printedToken(run) })
@@ -68,7 +68,9 @@ t.test('without a configured secret the token is signed with one generated into 
 t.test('bad input exits non-zero with a clear message and prints no token', async (t) => {
   const env = { THREADLINE_JWT_SECRET: TEST_SECRET, THREADLINE_DATA_DIR: await tempDir(t) }
   const cases: Array<[string[], RegExp]> = [
-    [['alice', '--role', 'god'], /--role must be one of user, integrator, admin/],
+    [['alice', '--role', 'god'], /role must be one of user, integrator, admin/],
+    // the server refuses a token whose name it can't store as a display name
+    [['alice', '--name', 'x'.repeat(129)], /name must be a string of at most 128 chars/],
     [['alice', '--ttl', 'x'], /--ttl must look like 90s, 15m, 1h or 7d/],
     [['bad/id'], /user id must be 1–64 chars/],
     [[], /give exactly one user id/]
@@ -81,4 +83,24 @@ t.test('bad input exits non-zero with a clear message and prints no token', asyn
     t.match(run.stderr, message, `${args.join(' ')}: says why`)
     t.notMatch(run.stdout, /^[\w-]+\.[\w-]+\.[\w-]+$/m, `${args.join(' ')}: no token on stdout`)
   }
+})
+
+t.test('the longest --name the CLI signs is one the server accepts', async (t) => {
+  const node = await startNode(t)
+  const name = 'n'.repeat(128)
+  const run = await npmToken(['alice', '--name', name], { THREADLINE_JWT_SECRET: TEST_SECRET, THREADLINE_DATA_DIR: await tempDir(t) })
+  t.equal(run.code, 0, run.stderr)
+  await connectRaw(t, tcpUrl(node), { clientId: 'alice:cli', username: 'alice', password: printedToken(run) })
+  const rows = await node.store.query<{ display_name: string }>('SELECT display_name FROM users WHERE id = $1', ['alice'])
+  t.same(rows, [{ display_name: name }])
+})
+
+t.test('with THREADLINE_JWT_ISSUER/AUDIENCE the token carries them and a node configured alike accepts it', async (t) => {
+  const env = { THREADLINE_JWT_ISSUER: 'https://id.example.test', THREADLINE_JWT_AUDIENCE: 'threadline-chat' }
+  const node = await startNode(t, { env })
+  const run = await npmToken(['alice'], { ...env, THREADLINE_JWT_SECRET: TEST_SECRET, THREADLINE_DATA_DIR: await tempDir(t) })
+  t.equal(run.code, 0, run.stderr)
+  t.match(claims(printedToken(run)), { iss: env.THREADLINE_JWT_ISSUER, aud: env.THREADLINE_JWT_AUDIENCE })
+  const client = await connectRaw(t, tcpUrl(node), { clientId: 'alice:cli', username: 'alice', password: printedToken(run) })
+  t.ok(client.connected)
 })

@@ -15,7 +15,10 @@ t.test('every wrong value stops with a message that names the variable', async (
     ['THREADLINE_MQTT_PORT', '70000', /between 0 and 65535/],
     ['THREADLINE_HTTP_PORT', '-1', /whole number/],
     ['THREADLINE_HOST', 'my host', /not a host/],
-    ['THREADLINE_JWT_SECRET', 'short', /at least 16/],
+    ['THREADLINE_JWT_SECRET', 'short', /at least 32 bytes/],
+    ['THREADLINE_JWT_SECRET', 'x'.repeat(31), /at least 32 bytes/],
+    ['THREADLINE_JWT_ISSUER', 'https://id.example\u0000', /control characters/],
+    ['THREADLINE_JWT_AUDIENCE', 'a'.repeat(257), /at most 256/],
     ['THREADLINE_OPEN_TOPICS', 'everyone', /none, authenticated, anonymous/],
     ['DATABASE_URL', 'not a url', /not a valid URL/],
     ['DATABASE_URL', 'mysql://localhost/db', /postgres/],
@@ -38,6 +41,14 @@ t.test('every wrong value stops with a message that names the variable', async (
     t.equal((err as ConfigError).variable, name)
     t.match((err as Error).message, new RegExp(`^${name}: .*${why.source}`), `${name}=${value}: ${(err as Error).message}`)
   }
+})
+
+t.test('a JWT secret of 32 bytes is enough; issuer and audience are read when set', async (t) => {
+  t.equal(loadConfig({ THREADLINE_JWT_SECRET: 'x'.repeat(32) }).jwtSecret, 'x'.repeat(32))
+  // bytes, not characters: 16 two-byte characters are 32 bytes
+  t.equal(loadConfig({ THREADLINE_JWT_SECRET: 'é'.repeat(16) }).jwtSecret, 'é'.repeat(16))
+  t.match(loadConfig({}), { jwtIssuer: null, jwtAudience: null })
+  t.match(loadConfig({ THREADLINE_JWT_ISSUER: 'https://id.example', THREADLINE_JWT_AUDIENCE: 'chat' }), { jwtIssuer: 'https://id.example', jwtAudience: 'chat' })
 })
 
 t.test('npm start with a wrong value exits 2 and says which variable', async (t) => {

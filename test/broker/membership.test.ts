@@ -163,7 +163,7 @@ t.test('a log row that commits after a higher one is still applied', async (t) =
 
 t.test('while the cluster channel is down deliveries are withheld; once it is back the cache is read again', async (t) => {
   const store = await openTestStore(t, 'pg')
-  const redisUrl = isolatedRedisUrl()
+  const redisUrl = await isolatedRedisUrl(t)
   const redis = new URL(redisUrl)
   const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
   const state = createBrokerState({ redisUrl: proxy.urlFor(redisUrl), offlineQueueMax: 1000, logLevel: 'silent' }, silent)

@@ -27,3 +27,20 @@ t.test('every client topic of the design is in the protocol reference', async (t
     t.ok(protocol.includes(topic), `${topic} is documented`)
   }
 })
+
+t.test('the docs point at nothing outside the repository', async (t) => {
+  const { readdir, access } = await import('node:fs/promises')
+  const root = new URL('../../', import.meta.url)
+  const files = ['README.md', ...(await readdir(new URL('docs/', root))).filter(f => f.endsWith('.md')).map(f => `docs/${f}`)]
+  for (const file of files) {
+    const text = await readFile(new URL(file, root), 'utf8')
+    // the design notes and style guide live beside the repository, not in it
+    t.notMatch(text, /DESIGN\.md|STYLE\.md|\/shared\//, `${file} cites no file that does not ship`)
+    for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+      if (target === undefined || /^[a-z]+:/.test(target)) continue
+      const resolved = new URL(target, new URL(file, root))
+      t.ok(resolved.href.startsWith(root.href), `${file} → ${target} stays in the repository`)
+      await t.resolves(access(resolved), `${file} → ${target} exists`)
+    }
+  }
+})

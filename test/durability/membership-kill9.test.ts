@@ -30,7 +30,7 @@ async function rest (server: ServerProcess, bearer: string, method: 'POST' | 'DE
 t.test('kill -9 of the node that removed a member, before it announced it: the other node still cuts the member off', async (t) => {
   const db = await createDatabase()
   t.teardown(db.drop)
-  const redisUrl = isolatedRedisUrl()
+  const redisUrl = await isolatedRedisUrl(t)
   const redis = new URL(redisUrl)
   const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
   const a = await spawnServer(t, {

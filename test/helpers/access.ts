@@ -8,6 +8,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import type { MembershipChange } from '../../broker/membership.js'
 import type { Threadline } from '../../broker/server.js'
 import { token } from './node.js'
+import { DEFAULT_WAIT_MS, withTimeout } from './wait.js'
 
 interface Teardownable { teardown(fn: () => unknown): void }
 
@@ -28,7 +29,7 @@ export async function connectRaw (t: Teardownable, url: string, opts: IClientOpt
 export function connackRefusal (t: Teardownable, url: string, opts: IClientOptions): Promise<number> {
   const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, ...opts })
   t.teardown(() => client.endAsync(true))
-  return new Promise((resolve, reject) => {
+  return withTimeout(new Promise((resolve, reject) => {
     client.once('connect', () => reject(new Error('the broker accepted the connection')))
     client.once('error', (err) => {
       const code = (err as { code?: unknown }).code
@@ -36,7 +37,7 @@ export function connackRefusal (t: Teardownable, url: string, opts: IClientOptio
       else reject(err)
     })
     client.once('close', () => reject(new Error('closed without a CONNACK')))
-  })
+  }), `a refusing CONNACK for ${String(opts.clientId)}`)
 }
 
 /**
@@ -64,51 +65,53 @@ export function rawConnack (port: number, opts: { clientId: string, clean: boole
     if (n > 0) byte |= 0x80
     remaining.push(byte)
   } while (n > 0)
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(Buffer.concat([Buffer.from([0x10, ...remaining]), body])))
+  let socket: net.Socket | undefined
+  return withTimeout(new Promise<number>((resolve, reject) => {
+    socket = net.connect(port, '127.0.0.1', () => socket?.write(Buffer.concat([Buffer.from([0x10, ...remaining]), body])))
     let got = Buffer.alloc(0)
     socket.on('data', (chunk: Buffer) => {
       got = Buffer.concat([got, chunk])
       if (got.length < 4) return
-      socket.destroy()
+      socket?.destroy()
       if (got[0] !== 0x20 || got[1] !== 2) reject(new Error(`not a CONNACK: ${got.toString('hex')}`))
       else resolve(got[3] as number)
     })
     socket.on('error', reject)
     socket.on('close', () => reject(new Error('closed without a CONNACK')))
-  })
+  }), `a CONNACK to a hand-made CONNECT of ${JSON.stringify(opts.clientId)}`, DEFAULT_WAIT_MS, () => socket?.destroy())
 }
 
 /** Subscribes and resolves with SUBACK's granted codes (128 = refused), in order. */
 export function suback (client: MqttClient, topics: string | string[], qos: 0 | 1 | 2 = 1): Promise<number[]> {
-  return new Promise((resolve, reject) => {
+  return withTimeout(new Promise((resolve, reject) => {
     client.subscribe(topics, { qos }, (err, _granted, packet) => {
       // MQTT.js fails the whole call when any code is 0x80; the SUBACK rides on the error
       const granted = packet?.granted ?? (err as { packet?: { granted?: unknown } } | null)?.packet?.granted
       if (Array.isArray(granted)) resolve(granted as number[])
       else reject(err ?? new Error('no SUBACK'))
     })
-  })
+  }), `a SUBACK for ${JSON.stringify(topics)}`)
 }
 
 /** Resolves when the client's connection closes (the broker hung up). */
-export function closed (client: MqttClient): Promise<void> {
-  return new Promise((resolve) => {
-    if (!client.connected && client.disconnected) return resolve()
-    client.once('close', () => resolve())
-  })
+export function closed (client: MqttClient, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+  if (!client.connected && client.disconnected) return Promise.resolve()
+  let onClose = (): void => {}
+  return withTimeout(new Promise<void>((resolve) => {
+    onClose = () => resolve()
+    client.once('close', onClose)
+  }), `the broker to close ${client.options.clientId ?? 'a client'}'s connection`, timeoutMs, () => client.off('close', onClose))
 }
 
 /** Resolves with the first message on `topic` (exact match), parsed as JSON. */
-export function nextMessage<T = Record<string, unknown>> (client: MqttClient, topic: string): Promise<T> {
-  return new Promise((resolve) => {
-    const onMessage = (got: string, payload: Buffer): void => {
-      if (got !== topic) return
-      client.off('message', onMessage)
-      resolve(JSON.parse(payload.toString()) as T)
+export function nextMessage<T = Record<string, unknown>> (client: MqttClient, topic: string, timeoutMs = DEFAULT_WAIT_MS): Promise<T> {
+  let onMessage = (_got: string, _payload: Buffer): void => {}
+  return withTimeout(new Promise<T>((resolve) => {
+    onMessage = (got, payload) => {
+      if (got === topic) resolve(JSON.parse(payload.toString()) as T)
     }
     client.on('message', onMessage)
-  })
+  }), `a message on ${topic} at ${client.options.clientId ?? 'a client'}`, timeoutMs, () => client.off('message', onMessage))
 }
 
 /** Everything a client receives, for asserting what did NOT arrive. */
@@ -136,10 +139,10 @@ export async function connectRecording (t: Teardownable, node: Threadline, user:
   })
   t.teardown(() => client.endAsync(true))
   const got = record(client)
-  await new Promise<void>((resolve, reject) => {
+  await withTimeout(new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve())
     client.once('error', reject)
-  })
+  }), `a CONNACK for ${user}:${device}`)
   return {
     client,
     got,
@@ -194,25 +197,19 @@ export async function queuedTopics (node: Threadline, clientId: string): Promise
  * Resolves when the broker has finished publishing a packet on `topic`: Aedes emits
  * 'publish' after the packet went to live subscribers and into the offline queues.
  */
-export function published (node: Threadline, topic: string): Promise<void> {
-  return new Promise((resolve) => {
-    const onPublish = (packet: { topic: string }): void => {
-      if (packet.topic !== topic) return
-      node.broker.off('publish', onPublish)
-      resolve()
-    }
+export function published (node: Threadline, topic: string, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+  let onPublish = (_packet: { topic: string }): void => {}
+  return withTimeout(new Promise<void>((resolve) => {
+    onPublish = (packet) => { if (packet.topic === topic) resolve() }
     node.broker.on('publish', onPublish)
-  })
+  }), `the broker to publish on ${topic}`, timeoutMs, () => node.broker.off('publish', onPublish))
 }
 
 /** Resolves when Aedes has finished a client's CONNECT (offline queue emptied, 'clientReady'). */
-export function clientReady (node: Threadline, clientId: string): Promise<void> {
-  return new Promise((resolve) => {
-    const onReady = (client: { id: string }): void => {
-      if (client.id !== clientId) return
-      node.broker.off('clientReady', onReady)
-      resolve()
-    }
+export function clientReady (node: Threadline, clientId: string, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+  let onReady = (_client: { id: string }): void => {}
+  return withTimeout(new Promise<void>((resolve) => {
+    onReady = (client) => { if (client.id === clientId) resolve() }
     node.broker.on('clientReady', onReady)
-  })
+  }), `Aedes' clientReady of ${clientId}`, timeoutMs, () => node.broker.off('clientReady', onReady))
 }

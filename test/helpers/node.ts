@@ -8,8 +8,10 @@ import { loadConfig, type Config } from '../../broker/config.js'
 import { createLogger } from '../../broker/logger.js'
 import { startThreadline, type Threadline } from '../../broker/server.js'
 import { createDatabase } from './pg-database.js'
+import { leaseRedisUrl } from './redis-db.js'
+import { DEFAULT_WAIT_MS, withTimeout } from './wait.js'
 
-export const TEST_SECRET = 'test-secret-0123456789abcdef'
+export const TEST_SECRET = 'test-secret-0123456789abcdef-0123456789'
 
 interface Teardownable { teardown(fn: () => unknown): void }
 
@@ -29,12 +31,6 @@ export async function tempDir (t: Teardownable): Promise<string> {
   return dir
 }
 
-function redisUrl (): string {
-  const url = process.env.REDIS_URL
-  if (url === undefined) throw new Error('REDIS_URL is not set: run the suite with npm test')
-  return url
-}
-
 export async function testConfig (t: Teardownable, opts: NodeOptions = {}): Promise<Config> {
   let databaseUrl = opts.databaseUrl
   if (databaseUrl === undefined && (opts.store ?? 'pg') === 'pg') {
@@ -42,6 +38,8 @@ export async function testConfig (t: Teardownable, opts: NodeOptions = {}): Prom
     t.teardown(db.drop)
     databaseUrl = db.url
   }
+  // a database of its own, unless the test shares one between nodes through env.REDIS_URL
+  const redisUrl = opts.redis === true && opts.env?.REDIS_URL === undefined ? await leaseRedisUrl(t) : undefined
   const env: Record<string, string> = {
     THREADLINE_MQTT_PORT: '0',
     THREADLINE_HTTP_PORT: '0',
@@ -50,7 +48,7 @@ export async function testConfig (t: Teardownable, opts: NodeOptions = {}): Prom
     THREADLINE_JWT_SECRET: TEST_SECRET,
     THREADLINE_LOG_LEVEL: process.env.THREADLINE_LOG_LEVEL ?? 'silent',
     ...(databaseUrl !== undefined ? { DATABASE_URL: databaseUrl } : {}),
-    ...(opts.redis === true ? { REDIS_URL: redisUrl() } : {}),
+    ...(redisUrl !== undefined ? { REDIS_URL: redisUrl } : {}),
     ...opts.env
   }
   return loadConfig(env)
@@ -87,11 +85,17 @@ export async function connectUser (t: Teardownable, node: Threadline, user: stri
   return client
 }
 
-/** Resolves with the first `n` JSON payloads that arrive on topics matching `filter`. */
-export function collect<T = Record<string, unknown>> (client: MqttClient, n: number, match: (topic: string, msg: T) => boolean = () => true): Promise<T[]> {
-  return new Promise((resolve) => {
-    const got: T[] = []
-    const onMessage = (topic: string, payload: Buffer): void => {
+/**
+ * Resolves with the first `n` JSON payloads that arrive on topics matching `match`;
+ * rejects after `timeoutMs` saying how many of the `n` came.
+ */
+export function collect<T = Record<string, unknown>> (client: MqttClient, n: number, match: (topic: string, msg: T) => boolean = () => true, timeoutMs = DEFAULT_WAIT_MS): Promise<T[]> {
+  const got: T[] = []
+  let onMessage = (_topic: string, _payload: Buffer): void => {}
+  const all = new Promise<T[]>((resolve) => {
+    onMessage = (topic, payload) => {
+      // the listener goes after the promise settles: a burst in one tick must not grow `got`
+      if (got.length >= n) return
       let msg: T
       try {
         msg = JSON.parse(payload.toString()) as T
@@ -100,11 +104,10 @@ export function collect<T = Record<string, unknown>> (client: MqttClient, n: num
       }
       if (!match(topic, msg)) return
       got.push(msg)
-      if (got.length === n) {
-        client.off('message', onMessage)
-        resolve(got)
-      }
+      if (got.length === n) resolve(got)
     }
     client.on('message', onMessage)
   })
+  return withTimeout(all, `${n} matching messages at ${client.options.clientId ?? 'a client'} (${got.length} came)`, timeoutMs,
+    () => client.off('message', onMessage))
 }

@@ -12,7 +12,7 @@ import { SendService } from '../../plugins/messages/send-service.js'
 import { buildApp } from '../../sync-api/app.js'
 import type { SyncApiDeps } from '../../sync-api/deps.js'
 
-export const TEST_SECRET = 'sync-api-test-secret-0123456789'
+export const TEST_SECRET = 'sync-api-test-secret-0123456789abcdef'
 
 export interface Published { topic: string, payload: unknown }
 
