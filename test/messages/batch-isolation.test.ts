@@ -6,6 +6,7 @@ import t from 'tap'
 import type { MqttClient } from 'mqtt'
 import { collect, connectUser, startNode, token } from '../helpers/node.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
+import { waitFor } from '../helpers/wait.js'
 
 interface Msg { t: string, code?: string, seq?: number, sender_id?: string, client_msg_id?: string, text?: string }
 
@@ -66,13 +67,4 @@ for (const store of ['pg', 'pglite'] as const) {
     t.equal(http.statusCode, 400, 'over HTTP the store\'s refusal is a 400, not a 503 "retry"')
     t.equal(http.json().code, 'bad_request')
   })
-}
-
-/** Polls a condition of the node's own state; `what` names it when it never holds. */
-async function waitFor (ok: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (!ok()) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
 }

@@ -5,6 +5,7 @@ import t from 'tap'
 import { MAX_FANOUT_IN_FLIGHT } from '../../plugins/messages/send-service.js'
 import { connectUser, startNode } from '../helpers/node.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
+import { waitFor } from '../helpers/wait.js'
 
 const MEMBERS = 256
 const SENDS = 100
@@ -20,11 +21,7 @@ t.test('a batch to a large group never has more fan-out in flight than the bound
   const held = new Promise<void>(resolve => { release = resolve })
   const holding = node.store.transaction(async () => { await held })
   const acks = Array.from({ length: SENDS }, (_, i) => a.publishAsync(`conv/${conv}/send`, text(`m${i}`, `hello ${i}`), { qos: 1 }))
-  const until = Date.now() + 10_000
-  while (node.sends.pending < SENDS) {
-    if (Date.now() > until) throw new Error(`only ${node.sends.pending} of ${SENDS} sends queued`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
+  await waitFor(() => node.sends.pending >= SENDS, `${SENDS} sends to queue`)
   release()
   await holding
   await Promise.all(acks)

@@ -5,6 +5,7 @@
 import t from 'tap'
 import { collect, connectUser, startNode, token } from '../helpers/node.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
+import { waitFor } from '../helpers/wait.js'
 
 interface Msg { t: string, seq?: number, client_msg_id?: string, conv_id?: string }
 
@@ -74,13 +75,4 @@ async function lockWaiters (node: Node): Promise<number> {
 async function terminateLockWaiters (node: Node): Promise<void> {
   await node.store.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
     WHERE datname = current_database() AND wait_event_type = 'Lock'`)
-}
-
-/** Polls the node's own state until `ok`; `what` names it when it never holds. */
-async function waitFor (ok: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (!await ok()) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
 }
