@@ -4,7 +4,8 @@
 // the five `outgoing*` methods of that persistence instance, with the semantics of
 // aedes-persistence/asyncPersistence.js, over queues we own. If an upgrade adds another
 // method that reads or writes `#outgoing`, it would bypass these queues:
-// test/broker/patches.test.ts fails then.
+// test/broker/patches/memory-outgoing.test.ts fails then (it also runs the library's own
+// persistence suite over these queues).
 import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
 

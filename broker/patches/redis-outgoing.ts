@@ -7,7 +7,7 @@
 //   packet:<brokerId>:<brokerCounter>:offlineCount   how many queues still hold it
 //   outgoing:<clientId>:<brokerId>:<counter>  a QoS 2 packet after PUBREC (list entry)
 // Dropping an entry releases it the way outgoingClearMessageId does: DECR the count and
-// DEL the packet at zero. test/broker/patches.test.ts fails if the layout changes.
+// DEL the packet at zero. test/broker/patches/redis-outgoing.test.ts fails if the layout changes.
 import type { Redis } from 'ioredis'
 
 export function outgoingKey (clientId: string): string {
