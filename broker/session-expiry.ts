@@ -16,6 +16,8 @@ export interface IdleIndex {
   /** `conn` names the connection, so that a late disconnect of a connection taken over elsewhere is ignored */
   connected(clientId: string, conn: string): Promise<void>
   disconnected(clientId: string, conn: string, atMs: number): Promise<void>
+  /** A clean=true CONNECT ended the session: nothing left to expire. */
+  forget(clientId: string): Promise<void>
   /** Removes from the index, and returns, up to `limit` sessions idle since before `cutoffMs`. */
   claimExpired(cutoffMs: number, limit: number): Promise<string[]>
 }
@@ -36,6 +38,11 @@ export class MemoryIdleIndex implements IdleIndex {
     this.#owner.delete(clientId)
     this.#since.delete(clientId)
     this.#since.set(clientId, atMs)
+  }
+
+  async forget (clientId: string): Promise<void> {
+    this.#owner.delete(clientId)
+    this.#since.delete(clientId)
   }
 
   async claimExpired (cutoffMs: number, limit: number): Promise<string[]> {
@@ -96,6 +103,10 @@ export class RedisIdleIndex implements IdleIndex {
     await this.#redis.threadlineSessionDisconnected(REDIS_OWNER_KEY, REDIS_IDLE_KEY, clientId, conn, atMs)
   }
 
+  async forget (clientId: string): Promise<void> {
+    await this.#redis.multi().hdel(REDIS_OWNER_KEY, clientId).zrem(REDIS_IDLE_KEY, clientId).exec()
+  }
+
   async claimExpired (cutoffMs: number, limit: number): Promise<string[]> {
     return await this.#redis.threadlineClaimIdle(REDIS_IDLE_KEY, cutoffMs, limit)
   }
@@ -127,7 +138,10 @@ export class SessionExpiry {
 
   start (): void {
     this.broker.on('client', (client) => {
-      if (client.clean) return
+      if (client.clean) {
+        this.#record(this.index.forget(client.id), 'clean connect', client.id)
+        return
+      }
       const conn = `${this.broker.id}:${++this.#connCount}`
       this.#conns.set(client, conn)
       this.#record(this.index.connected(client.id, conn), 'connect', client.id)
