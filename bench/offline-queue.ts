@@ -3,7 +3,7 @@
 // offline queue cap (THREADLINE_OFFLINE_QUEUE_MAX, --cap) and, for comparison, with a cap
 // too large to matter. Reports the queue length and the node's heap and RSS before and
 // after (and Redis' used_memory with REDIS_URL), then how many events the device gets at
-// reconnect. Each phase runs in a child process of its own, so one phase's garbage never
+// reconnect. Heap counts Buffers too (`arrayBuffers`). Each phase runs in a child process of its own, so one phase's garbage never
 // counts against the next.
 //
 //   npx tsx bench/offline-queue.ts [--messages 100000] [--cap 1000]
@@ -148,7 +148,8 @@ async function runPhase (phase: Phase): Promise<Result> {
 
     return {
       ...phase, published, publishS: Math.round(publishS * 10) / 10, queued,
-      heapBeforeMiB: MiB(before.heapUsed), heapAfterMiB: MiB(after.heapUsed),
+      // payloads are Buffers: outside the JS heap, in arrayBuffers
+      heapBeforeMiB: MiB(before.heapUsed + before.arrayBuffers), heapAfterMiB: MiB(after.heapUsed + after.arrayBuffers),
       rssBeforeMiB: MiB(before.rss), rssAfterMiB: MiB(after.rss),
       redisBeforeMiB: redisBefore !== null ? MiB(redisBefore) : null,
       redisAfterMiB: redisAfter !== null ? MiB(redisAfter) : null,
@@ -189,7 +190,7 @@ async function main (): Promise<void> {
   const cap = arg('cap', 1000, UNCAPPED - 1)
   const phases: Phase[] = [{ redis: false, cap, messages }, { redis: false, cap: UNCAPPED, messages }]
   if (process.env.REDIS_URL !== undefined) phases.push({ redis: true, cap, messages }, { redis: true, cap: UNCAPPED, messages })
-  console.log('| broker state | cap | published | queued | heap before → after (MiB) | RSS before → after (MiB) | Redis used_memory before → after (MiB) | replayed at reconnect | publish time (s) |')
+  console.log('| broker state | cap | published | queued | heap + buffers before → after (MiB) | RSS before → after (MiB) | Redis used_memory before → after (MiB) | replayed at reconnect | publish time (s) |')
   console.log('|---|---|---|---|---|---|---|---|---|')
   for (const phase of phases) {
     const r = await runChild(phase)
