@@ -25,7 +25,7 @@ import mqtt from 'mqtt'
 import { loadConfig } from '../broker/config.js'
 import { createLogger } from '../broker/logger.js'
 import { RedisQueues } from '../broker/patches/redis-outgoing.js'
-import { REDIS_IDLE_KEY } from '../broker/session-expiry.js'
+import { REDIS_IDLE_KEY } from '../broker/session-expiry-redis.js'
 import { startThreadline } from '../broker/server.js'
 
 interface Phase { redis: boolean, cap: number, messages: number }

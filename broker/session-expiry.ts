@@ -6,10 +6,10 @@
 //
 // Each node records when a persistent client disconnects and forgets it when it connects;
 // a sweep on every node claims what is older than the expiry. With Redis the index is
-// shared (a sorted set of disconnected-since times) and a claim is atomic, so two nodes
-// never remove the same session twice, and a session idle on a stopped node still expires.
+// shared (broker/session-expiry-redis.ts) and a claim is atomic, so two nodes never remove
+// the same session twice, a session left by a stopped node still expires, and so does one
+// whose node was killed while it was connected (the node's liveness runs out).
 import type { Aedes, Client } from 'aedes'
-import type { Redis } from 'ioredis'
 import type { Logger } from './logger.js'
 
 export interface IdleIndex {
@@ -20,6 +20,10 @@ export interface IdleIndex {
   forget(clientId: string): Promise<void>
   /** Removes from the index, and returns, up to `limit` sessions idle since before `cutoffMs`. */
   claimExpired(cutoffMs: number, limit: number): Promise<string[]>
+  /** Shared indexes only: this node is alive for `ttlMs` more; false if it had been given up for dead. */
+  alive?(nodeId: string, ttlMs: number): Promise<boolean>
+  /** Shared indexes only: sessions still owned by nodes no longer alive count as disconnected at `atMs`. */
+  reclaimOrphans?(atMs: number): Promise<number>
 }
 
 export class MemoryIdleIndex implements IdleIndex {
@@ -56,62 +60,6 @@ export class MemoryIdleIndex implements IdleIndex {
   }
 }
 
-// KEYS: owner hash, idle sorted set · ARGV: clientId, conn
-const CONNECTED = `
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[1])
-`
-// KEYS: owner hash, idle sorted set · ARGV: clientId, conn, disconnected-at (ms)
-const DISCONNECTED = `
-local owner = redis.call('HGET', KEYS[1], ARGV[1])
-if owner and owner ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 1
-`
-// KEYS: idle sorted set · ARGV: cutoff (ms), limit
-const CLAIM = `
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-if #ids > 0 then redis.call('ZREM', KEYS[1], unpack(ids)) end
-return ids
-`
-
-interface IdleCommands {
-  threadlineSessionConnected(owners: string, idle: string, clientId: string, conn: string): Promise<unknown>
-  threadlineSessionDisconnected(owners: string, idle: string, clientId: string, conn: string, atMs: number): Promise<unknown>
-  threadlineClaimIdle(idle: string, cutoffMs: number, limit: number): Promise<string[]>
-}
-
-export const REDIS_IDLE_KEY = 'threadline:sessions:idle'
-const REDIS_OWNER_KEY = 'threadline:sessions:owner'
-
-export class RedisIdleIndex implements IdleIndex {
-  readonly #redis: Redis & IdleCommands
-
-  constructor (redis: Redis) {
-    redis.defineCommand('threadlineSessionConnected', { numberOfKeys: 2, lua: CONNECTED })
-    redis.defineCommand('threadlineSessionDisconnected', { numberOfKeys: 2, lua: DISCONNECTED })
-    redis.defineCommand('threadlineClaimIdle', { numberOfKeys: 1, lua: CLAIM })
-    this.#redis = redis as Redis & IdleCommands
-  }
-
-  async connected (clientId: string, conn: string): Promise<void> {
-    await this.#redis.threadlineSessionConnected(REDIS_OWNER_KEY, REDIS_IDLE_KEY, clientId, conn)
-  }
-
-  async disconnected (clientId: string, conn: string, atMs: number): Promise<void> {
-    await this.#redis.threadlineSessionDisconnected(REDIS_OWNER_KEY, REDIS_IDLE_KEY, clientId, conn, atMs)
-  }
-
-  async forget (clientId: string): Promise<void> {
-    await this.#redis.multi().hdel(REDIS_OWNER_KEY, clientId).zrem(REDIS_IDLE_KEY, clientId).exec()
-  }
-
-  async claimExpired (cutoffMs: number, limit: number): Promise<string[]> {
-    return await this.#redis.threadlineClaimIdle(REDIS_IDLE_KEY, cutoffMs, limit)
-  }
-}
-
 const SWEEP_BATCH = 100
 const SWEEP_MAX_INTERVAL_MS = 60_000
 
@@ -123,6 +71,7 @@ export class SessionExpiry {
   readonly #conns = new WeakMap<Client, string>()
   #connCount = 0
   #timer: NodeJS.Timeout | null = null
+  #intervalMs = SWEEP_MAX_INTERVAL_MS
   #sweeping: Promise<void> | null = null
   readonly #recording = new Set<Promise<void>>()
 
@@ -152,8 +101,9 @@ export class SessionExpiry {
       this.#record(this.index.disconnected(client.id, conn, Date.now()), 'disconnect', client.id)
     })
     // half the expiry, so a session goes at most 1.5 × the expiry after its disconnect
-    const intervalMs = Math.min(SWEEP_MAX_INTERVAL_MS, Math.max(100, this.expiryS * 500))
-    this.#timer = setInterval(() => { void this.sweep() }, intervalMs)
+    this.#intervalMs = Math.min(SWEEP_MAX_INTERVAL_MS, Math.max(100, this.expiryS * 500))
+    this.#sweeping = this.#heartbeat(true).finally(() => { this.#sweeping = null })
+    this.#timer = setInterval(() => { void this.sweep() }, this.#intervalMs)
     this.#timer.unref()
   }
 
@@ -170,7 +120,29 @@ export class SessionExpiry {
     await Promise.all(this.#recording)
   }
 
+  /**
+   * A node killed while its clients were connected never records their disconnects: the
+   * others see it stop renewing its liveness and take its sessions as disconnected then.
+   * A node that was given up for dead (a long stall) claims its live sessions back.
+   */
+  async #heartbeat (first: boolean): Promise<void> {
+    if (this.index.alive === undefined) return
+    try {
+      const wasAlive = await this.index.alive(this.broker.id, this.#intervalMs * 3)
+      if (!wasAlive && !first) {
+        for (const client of Object.values((this.broker as unknown as { clients: Record<string, Client> }).clients)) {
+          const conn = this.#conns.get(client)
+          if (conn !== undefined) this.#record(this.index.connected(client.id, conn), 'connect', client.id)
+        }
+      }
+      await this.index.reclaimOrphans?.(Date.now())
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'session liveness update failed; the next sweep retries')
+    }
+  }
+
   async #sweep (): Promise<void> {
+    await this.#heartbeat(false)
     const cutoff = Date.now() - this.expiryS * 1000
     try {
       for (;;) {

@@ -7,7 +7,8 @@ import type { Config } from './config.js'
 import type { Logger } from './logger.js'
 import { capMemoryQueues, capRedisQueues } from './offline-queue.js'
 import { RedisQueues } from './patches/redis-outgoing.js'
-import { MemoryIdleIndex, REDIS_IDLE_KEY, RedisIdleIndex, SessionExpiry } from './session-expiry.js'
+import { MemoryIdleIndex, SessionExpiry } from './session-expiry.js'
+import { REDIS_IDLE_KEY, RedisIdleIndex } from './session-expiry-redis.js'
 
 type Limits = Pick<Config, 'offlineQueueMax' | 'sessionExpiryS'>
 

@@ -6,9 +6,11 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { Redis } from 'ioredis'
 import type { Threadline } from '../../broker/server.js'
 import { outgoingKey } from '../../broker/patches/redis-outgoing.js'
-import { startCluster } from '../helpers/cluster.js'
+import { isolatedRedisUrl, startCluster } from '../helpers/cluster.js'
+import { createDatabase } from '../helpers/pg-database.js'
+import { spawnServer } from '../helpers/spawn-node.js'
 import { createConversation, userId } from '../helpers/fixtures.js'
-import { collect, connectUser, startNode, token } from '../helpers/node.js'
+import { collect, connectUser, startNode, tempDir, TEST_SECRET, token } from '../helpers/node.js'
 import { published, queuedTopics, sendText, storedTopics } from '../helpers/access.js'
 
 const EXPIRY_S = 3
@@ -142,3 +144,32 @@ for (const redis of [false, true]) {
     })
   })
 }
+
+t.test('with Redis, a session whose node was killed while its device was connected still expires', async (t) => {
+  const db = await createDatabase()
+  t.teardown(db.drop)
+  const redisUrl = isolatedRedisUrl()
+  const env = { REDIS_URL: redisUrl, THREADLINE_SESSION_EXPIRY_S: '2' }
+  const survivor = await startNode(t, { databaseUrl: db.url, env })
+  const doomed = await spawnServer(t, {
+    env: { ...env, DATABASE_URL: db.url, THREADLINE_JWT_SECRET: TEST_SECRET, THREADLINE_DATA_DIR: await tempDir(t) }
+  })
+  const bob = userId('bob')
+  const expired = within(new Promise<void>((resolve) => {
+    events(survivor).on('sessionExpired', (clientId: string) => { if (clientId === `${bob}:phone`) resolve() })
+  }), 30_000, `${bob}:phone to expire after its node died`)
+
+  const phone = await mqtt.connectAsync(`mqtt://127.0.0.1:${doomed.mqttPort}`, {
+    clientId: `${bob}:phone`, username: bob, password: token(survivor, bob), protocolVersion: 4, reconnectPeriod: 0, clean: false
+  })
+  phone.on('error', () => {}) // the socket dies under it
+  t.teardown(() => phone.endAsync(true))
+  await phone.subscribeAsync(`user/${bob}/inbox`, { qos: 1 })
+  t.same(await storedTopics(survivor, `${bob}:phone`), [`user/${bob}/inbox`], 'the session is in the shared state')
+
+  await doomed.stop('SIGKILL') // no disconnect is ever recorded for the phone
+  await expired
+  const back = await reconnect(t, survivor, bob, 'phone')
+  t.equal(back.sessionPresent, false, 'the orphaned session is gone')
+  t.same(await storedTopics(survivor, `${bob}:phone`), [], 'and so are its subscriptions')
+})
