@@ -62,6 +62,7 @@ export class MemoryIdleIndex implements IdleIndex {
 
 const SWEEP_BATCH = 100
 const SWEEP_MAX_INTERVAL_MS = 60_000
+const STOP_WAIT_MS = 5_000
 
 /**
  * Watches a broker's persistent clients and removes sessions idle past `expiryS`.
@@ -115,9 +116,14 @@ export class SessionExpiry {
   async stop (): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
-    await this.#sweeping
-    // a shutdown disconnects every client: their idle clocks start before Redis closes
-    await Promise.all(this.#recording)
+    // a shutdown disconnects every client: their idle clocks start before Redis closes.
+    // Bounded: a Redis that stopped answering must not hold the shutdown.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.all([this.#sweeping, ...this.#recording]),
+      new Promise<void>(resolve => { timer = setTimeout(resolve, STOP_WAIT_MS) })
+    ])
+    clearTimeout(timer)
   }
 
   /**
