@@ -4,6 +4,7 @@
 import t from 'tap'
 import mqtt, { type MqttClient } from 'mqtt'
 import { Redis } from 'ioredis'
+import { ConfigError, loadConfig } from '../../broker/config.js'
 import type { Threadline } from '../../broker/server.js'
 import { outgoingKey } from '../../broker/patches/redis-outgoing.js'
 import { isolatedRedisUrl, startCluster } from '../helpers/cluster.js'
@@ -58,6 +59,20 @@ async function reconnect (t: Teardownable, node: Threadline, user: string, devic
 }
 
 const events = (node: Threadline): NodeJS.EventEmitter => node.broker as unknown as NodeJS.EventEmitter
+
+t.test('THREADLINE_SESSION_EXPIRY_S: 7 days by default, 1 s upwards, anything else stops startup naming it', async (t) => {
+  t.equal(loadConfig({}).sessionExpiryS, 604_800)
+  t.equal(loadConfig({ THREADLINE_SESSION_EXPIRY_S: '1' }).sessionExpiryS, 1)
+  for (const bad of ['0', '-5', '1.5', '7d', '315360001']) {
+    let err: unknown = null
+    try {
+      loadConfig({ THREADLINE_SESSION_EXPIRY_S: bad })
+    } catch (e) {
+      err = e
+    }
+    t.ok(err instanceof ConfigError && err.variable === 'THREADLINE_SESSION_EXPIRY_S', `${bad} is refused: ${(err as Error | null)?.message}`)
+  }
+})
 
 for (const redis of [false, true]) {
   t.test(`with ${redis ? 'Redis, across two nodes' : 'in-memory sessions'}`, async (t) => {
