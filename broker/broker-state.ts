@@ -3,9 +3,12 @@
 // aedes-persistence-redis + mqemitter-redis, which is what makes several nodes one
 // cluster.
 import { createRequire } from 'node:module'
+import type { Aedes } from 'aedes'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Config } from './config.js'
 import { createLogger, type Logger } from './logger.js'
+import { limitMemorySessions, limitRedisSessions } from './session-limits.js'
+import type { SessionExpiry } from './session-expiry.js'
 
 const require = createRequire(import.meta.url)
 
@@ -14,6 +17,8 @@ export interface BrokerState {
   mq: unknown
   /** readiness check for /readyz; null in memory mode */
   ping: (() => Promise<void>) | null
+  /** Caps offline queues and expires idle sessions (DESIGN.md §2) of the broker built on this state; call before it has clients. */
+  attach(broker: Aedes): void
   close(): Promise<void>
 }
 
@@ -82,10 +87,17 @@ function serializeSubscriptionChanges (persistence: SubscriptionStore): void {
 
 
 /** `log`: the node's logger (broker/server.ts should pass its own; a logger at the configured level is made otherwise) */
-export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQueueMax' | 'logLevel'>,
+export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQueueMax' | 'sessionExpiryS' | 'logLevel'>,
   log: Logger = createLogger(config.logLevel).child({ part: 'broker-state' })): BrokerState {
+  let expiry: SessionExpiry | null = null
   if (config.redisUrl === null) {
-    return { persistence: undefined, mq: undefined, ping: null, async close () {} }
+    return {
+      persistence: undefined, // Aedes makes its own in-memory persistence
+      mq: undefined,
+      ping: null,
+      attach (broker) { expiry = limitMemorySessions(broker, config, log) },
+      async close () { await expiry?.stop() }
+    }
   }
   // CommonJS packages. The package's main export is what Aedes 1.x takes (its MIGRATION.md
   // names aedes-persistence-redis >= 11.2.1): promise methods plus Node streams from
@@ -113,7 +125,9 @@ export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQue
     persistence,
     mq,
     ping: async () => { await conn.ping() },
+    attach (broker) { expiry = limitRedisSessions(broker, persistence, conn, config, log) },
     async close () {
+      await expiry?.stop()
       await persistence.destroy?.()
       conn.disconnect()
     }

@@ -29,6 +29,8 @@ export interface Config {
   readonly maxGroupMembers: number
   /** per persistent session, events kept for an offline device (PostgreSQL stays the record) */
   readonly offlineQueueMax: number
+  /** a persistent session whose client stays away longer than this is removed */
+  readonly sessionExpiryS: number
   readonly logLevel: string
 }
 
@@ -126,6 +128,8 @@ export function loadConfig (env: Env = process.env): Config {
     pushWindowMs: integer(env, 'THREADLINE_PUSH_WINDOW_MS', 200, 0, 60_000),
     maxGroupMembers: integer(env, 'THREADLINE_MAX_GROUP_MEMBERS', 256, 2, 100_000),
     offlineQueueMax: integer(env, 'THREADLINE_OFFLINE_QUEUE_MAX', 1000, 1, 1_000_000),
+    // 1 s upwards so tests can watch a session expire; 10 years is "never" in practice
+    sessionExpiryS: integer(env, 'THREADLINE_SESSION_EXPIRY_S', 604_800, 1, 315_360_000),
     logLevel: oneOf(env, 'THREADLINE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info')
   })
 }

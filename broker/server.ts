@@ -61,6 +61,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       // clientIds are <sub>:<deviceId>, up to 129 chars, even for MQTT 3.1 clients
       maxClientsIdLength: 129
     })
+    state.attach(broker)
     const closeBroker = (): Promise<void> => new Promise<void>(resolve => broker.close(() => resolve()))
     cleanups.push(closeBroker)
     dropRawChatPackets(broker)
