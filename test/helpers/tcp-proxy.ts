@@ -37,8 +37,14 @@ export async function startTcpProxy (t: Teardownable, target: { host: string, po
   let forwarded = 0
 
   const drop = (socket: net.Socket): void => {
+    if (socket.destroyed) return
+    // A socket whose writable side already ended (a pipe passed the peer's FIN on) can't
+    // be reset: libuv refuses (EINVAL) and Node 20 then leaves its TCP handle open, marked
+    // closing, which makes the process spin forever in its exit cleanup after every test
+    // has passed. Such a socket is closed plainly.
+    if (socket.writableEnded) socket.destroy()
     // RST rather than FIN: the peer sees ECONNRESET, as with a dead network path
-    if (!socket.destroyed) socket.resetAndDestroy()
+    else socket.resetAndDestroy()
   }
   const track = (socket: net.Socket): void => {
     open.add(socket)
