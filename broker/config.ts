@@ -23,6 +23,8 @@ export interface Config {
   readonly maxGroupMembers: number
   /** per persistent session, events kept for an offline device (PostgreSQL stays the record) */
   readonly offlineQueueMax: number
+  /** how long a Redis command may go unanswered before it fails (a hung Redis must not stall the node) */
+  readonly redisTimeoutMs: number
   readonly logLevel: string
 }
 
@@ -96,6 +98,7 @@ export function loadConfig (env: Env = process.env): Config {
     pushWindowMs: integer(env, 'THREADLINE_PUSH_WINDOW_MS', 200, 0, 60_000),
     maxGroupMembers: integer(env, 'THREADLINE_MAX_GROUP_MEMBERS', 256, 2, 100_000),
     offlineQueueMax: integer(env, 'THREADLINE_OFFLINE_QUEUE_MAX', 1000, 1, 1_000_000),
+    redisTimeoutMs: integer(env, 'THREADLINE_REDIS_TIMEOUT_MS', 1000, 50, 60_000),
     logLevel: oneOf(env, 'THREADLINE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info')
   })
 }
