@@ -14,7 +14,7 @@ import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 interface Envelope { t: string, conv_id: string, seq: number, client_msg_id: string }
 
-/** more sends than the fan-out in-flight bound (4096 publishes, 2 per send here) lets through a hung bus */
+/** more sends than the fan-out in-flight bound (4096 publishes; 3 per send here: two inboxes and the conversation) let through a hung bus */
 const SENDS = 3000
 const WINDOW = 250
 
