@@ -33,11 +33,12 @@ async function readyz (port: number): Promise<{ status: number, body: string, ms
 }
 
 /** Keeps sending fresh messages from `from` until one arrives at `to` (the bus may need a moment to come back). */
-async function untilDelivered (from: MqttClient, to: MqttClient, conv: string, tag: string, ms: number): Promise<number> {
+async function untilDelivered (from: MqttClient, to: MqttClient, conv: string, tag: string, ms: number, onTopic?: string): Promise<number> {
   const deadline = Date.now() + ms
   let attempt = 0
   const arrived = new Set<string>()
-  const onMessage = (_topic: string, payload: Buffer): void => {
+  const onMessage = (topic: string, payload: Buffer): void => {
+    if (onTopic !== undefined && topic !== onTopic) return
     const m = JSON.parse(payload.toString()) as Envelope
     if (m.client_msg_id?.startsWith(tag)) arrived.add(m.client_msg_id)
   }
@@ -73,7 +74,7 @@ t.test('a hung Redis stops neither sends nor local delivery, and the cluster rec
   const davePhone = await connectUser(t, b, dave, 'phone')
   await bobPhone.subscribeAsync(`user/${bob}/inbox`, { qos: 1 })
   await carolPhone.subscribeAsync(`user/${carol}/inbox`, { qos: 1 })
-  await davePhone.subscribeAsync(`user/${dave}/inbox`, { qos: 1 })
+  await davePhone.subscribeAsync({ [`user/${dave}/inbox`]: { qos: 1 }, [`conv/${across}/events`]: { qos: 1 } })
   await within(10_000, 'cross-node delivery before the hang', untilDelivered(carolPhone, davePhone, across, 'before', 10_000))
   t.equal((await readyz(b.httpPort)).status, 200, 'B is ready before the hang')
 
@@ -136,5 +137,7 @@ t.test('a hung Redis stops neither sends nor local delivery, and the cluster rec
   t.pass('a send on A reaches B again without a restart')
   await within(20_000, 'B → A after the hang', untilDelivered(davePhone, carolPhone, across, 'b-to-a', 20_000))
   t.pass('a send on B reaches A again without a restart')
+  await within(20_000, 'conversation events on B after the hang', untilDelivered(carolPhone, davePhone, across, 'events', 20_000, `conv/${across}/events`))
+  t.notOk(b.membership.stale, 'B\'s membership cache is trusted again, and conversation topics flow on B')
   t.equal(atBob.length, SENDS, 'nothing sent during the hang was delivered twice on B once Redis came back')
 })
