@@ -9,6 +9,8 @@ import type { Config } from './config.js'
 import { createLogger, type Logger } from './logger.js'
 import { limitMemorySessions, limitRedisSessions } from './session-limits.js'
 import type { SessionExpiry } from './session-expiry.js'
+import { deliverLocallyFirst, type RedisEmitter } from './patches/mqemitter-redis-local-first.js'
+import { RedisLiveness } from './redis-liveness.js'
 
 const require = createRequire(import.meta.url)
 
@@ -87,7 +89,7 @@ function serializeSubscriptionChanges (persistence: SubscriptionStore): void {
 
 
 /** `log`: the node's logger (broker/server.ts should pass its own; a logger at the configured level is made otherwise) */
-export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQueueMax' | 'sessionExpiryS' | 'logLevel'>,
+export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQueueMax' | 'sessionExpiryS' | 'logLevel' | 'redisTimeoutMs'>,
   log: Logger = createLogger(config.logLevel).child({ part: 'broker-state' })): BrokerState {
   let expiry: SessionExpiry | null = null
   if (config.redisUrl === null) {
@@ -106,27 +108,46 @@ export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQue
   // SUBSCRIBE then throws `stream.pipe is not a function` out of Aedes.
   const redisPersistence = require('aedes-persistence-redis') as (opts: object) => Destroyable
   const MQEmitterRedis = require('mqemitter-redis') as (opts: object) => EmitterState
-  const conn = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 })
+  // A hung Redis answers nothing and closes nothing: every command gets a deadline, so
+  // what waits on Redis (Aedes' session store, fan-out publishes) fails in bounded time.
+  // A command its caller was told had failed is not sent again after a reconnect.
+  // The subscriber gets no commandTimeout: after a reconnect ioredis resubscribes with
+  // promises nobody holds, and a timeout would reject them unheard (an unhandled
+  // rejection ends the process); its liveness is checked by PING instead (see
+  // redis-liveness.ts), and a SUBSCRIBE sent into a hang takes effect on the next
+  // connection, which ioredis sends it on again.
+  const oneShot: RedisOptions = { commandTimeout: config.redisTimeoutMs, autoResendUnfulfilledCommands: false }
+  const conn = new Redis(config.redisUrl, { ...oneShot, maxRetriesPerRequest: 3 })
   // without a listener ioredis prints connection errors to the console; ioredis retries
   // on its own, commands in flight fail and their callers answer for them
   conn.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error (persistence)'))
   const persistence = redisPersistence({ conn, maxSessionDelivery: config.offlineQueueMax })
   serializeSubscriptionChanges(persistence as unknown as SubscriptionStore)
-  const mq = MQEmitterRedis({
-    connectionString: config.redisUrl,
-    subConn: quietQuit(new Redis(config.redisUrl, SUBSCRIBER_OPTIONS)),
-    pubConn: quietQuit(new Redis(config.redisUrl))
-  })
+  const subConn = quietQuit(new Redis(config.redisUrl, SUBSCRIBER_OPTIONS))
+  const pubConn = quietQuit(new Redis(config.redisUrl, oneShot))
+  const mq = MQEmitterRedis({ connectionString: config.redisUrl, subConn, pubConn })
   // mqemitter-redis re-emits every connection error on `state`, an EventEmitter nobody
   // else listens to: unheard, that `error` event throws and takes the whole node down
   // at the first Redis hiccup. ioredis reconnects and resubscribes by itself.
   mq.state.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error (cluster emitter)'))
+  const liveness = new RedisLiveness([
+    { name: 'persistence', redis: conn },
+    { name: 'publisher', redis: pubConn },
+    { name: 'subscriber', redis: subConn }
+  ], config.redisTimeoutMs, log)
+  deliverLocallyFirst(mq as unknown as RedisEmitter, {
+    busUp: () => liveness.isUp('publisher'),
+    onPublishError: (err) => liveness.hung('publisher', err),
+    timeoutMs: config.redisTimeoutMs,
+    log
+  })
   return {
     persistence,
     mq,
-    ping: async () => { await conn.ping() },
+    ping: () => liveness.check(),
     attach (broker) { expiry = limitRedisSessions(broker, persistence, conn, config, log) },
     async close () {
+      liveness.stop()
       await expiry?.stop()
       await persistence.destroy?.()
       conn.disconnect()

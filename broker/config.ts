@@ -31,6 +31,8 @@ export interface Config {
   readonly offlineQueueMax: number
   /** a persistent session whose client stays away longer than this is removed */
   readonly sessionExpiryS: number
+  /** how long a Redis command may go unanswered before it fails (a hung Redis must not stall the node) */
+  readonly redisTimeoutMs: number
   readonly logLevel: string
 }
 
@@ -130,6 +132,7 @@ export function loadConfig (env: Env = process.env): Config {
     offlineQueueMax: integer(env, 'THREADLINE_OFFLINE_QUEUE_MAX', 1000, 1, 1_000_000),
     // 1 s upwards so tests can watch a session expire; 10 years is "never" in practice
     sessionExpiryS: integer(env, 'THREADLINE_SESSION_EXPIRY_S', 604_800, 1, 315_360_000),
+    redisTimeoutMs: integer(env, 'THREADLINE_REDIS_TIMEOUT_MS', 1000, 50, 60_000),
     logLevel: oneOf(env, 'THREADLINE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info')
   })
 }

@@ -10,6 +10,7 @@ import { PluginRegistry } from './registry.js'
 import type { PluginContext } from './plugin.js'
 import { openStore, type Store } from './store/index.js'
 import { createBrokerState } from './broker-state.js'
+import { boundPublish } from './bounded-publish.js'
 import { attachWebSocket, listenTcp } from './listeners.js'
 import { paceSessionReplay } from './patches/write-buffer.js'
 import { isChatNamespace } from '../plugins/acl/topics.js'
@@ -74,13 +75,18 @@ export async function startThreadline (config: Config, log: Logger = createLogge
 
     const membership = new MembershipCache(store, log.child({ part: 'membership' }))
     membership.attach(broker)
-    const publish = (topic: string, payload: Buffer | string, opts: { qos?: 0 | 1, retain?: boolean } = {}): Promise<void> =>
+    const unbounded = (topic: string, payload: Buffer | string, opts: { qos?: 0 | 1, retain?: boolean } = {}): Promise<void> =>
       new Promise((resolve, reject) => {
         broker.publish({
           cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
           qos: opts.qos ?? 1, retain: opts.retain ?? false, dup: false
         }, (err) => (err ? reject(err) : resolve()))
       })
+    // Redis commands fail after redisTimeoutMs, and a retained publish makes two of them
+    // (store, then PUBLISH): past that, nothing will call back any more
+    const bounded = boundPublish(unbounded, publishTimeoutMs(config))
+    cleanups.push(async () => bounded.stop())
+    const publish = bounded.publish
 
     const services = new Map<string, unknown>([[TOKENS_SERVICE, tokens]])
     const ctx: PluginContext = { config, log, store, broker, membership, publish, services }
@@ -125,6 +131,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
         // HTTP last: waits for requests in flight (an HTTP send among them)
         await step('close http', () => app.close())
         await step('close broker state', () => state.close())
+        bounded.stop()
         await step('close store', () => store.close())
         log.info('threadline stopped')
       })())
@@ -134,6 +141,9 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     throw err
   }
 }
+
+/** how long a publish handed to the plugins may take before it fails (see bounded-publish.ts) */
+export const publishTimeoutMs = (config: Pick<Config, 'redisTimeoutMs'>): number => 2 * config.redisTimeoutMs + 1000
 
 /**
  * Client packets to chat topics are acted on in authorizePublish and acknowledged, but

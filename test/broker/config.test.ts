@@ -28,7 +28,8 @@ t.test('every wrong value stops with a message that names the variable', async (
     ['THREADLINE_SEND_BURST', '1.5', /whole number/],
     ['THREADLINE_RECEIPT_WINDOW_MS', 'soon', /whole number/],
     ['THREADLINE_PUSH_WINDOW_MS', '9999999', /between/],
-    ['THREADLINE_LOG_LEVEL', 'loud', /one of/]
+    ['THREADLINE_LOG_LEVEL', 'loud', /one of/],
+    ['THREADLINE_REDIS_TIMEOUT_MS', '10', /between 50 and 60000/]
   ]
   for (const [name, value, why] of bad) {
     let err: unknown = null

@@ -166,7 +166,7 @@ t.test('while the cluster channel is down deliveries are withheld; once it is ba
   const redisUrl = await isolatedRedisUrl(t)
   const redis = new URL(redisUrl)
   const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
-  const state = createBrokerState({ redisUrl: proxy.urlFor(redisUrl), offlineQueueMax: 1000, sessionExpiryS: 604800, logLevel: 'silent' }, silent)
+  const state = createBrokerState({ redisUrl: proxy.urlFor(redisUrl), offlineQueueMax: 1000, sessionExpiryS: 604800, redisTimeoutMs: 1000, logLevel: 'silent' }, silent)
   const broker = await Aedes.createBroker({ persistence: state.persistence, mq: state.mq })
   t.teardown(async () => {
     await new Promise<void>(resolve => broker.close(() => resolve()))

@@ -5,7 +5,10 @@
 //   a firewall that rejects);
 // - stall(): nothing gets through any more, and nothing says so (a partition, a
 //   firewall that drops packets): connections stay open and new ones are accepted
-//   but never answered.
+//   but never answered;
+// - hang(): a server that stops answering but keeps its connections (a Redis blocked by a
+//   slow command, a stopped process): bytes in both directions are held, connections old
+//   and new stay open, and resume() lets everything held flow on, as SIGCONT would.
 import net from 'node:net'
 
 interface Teardownable { teardown(fn: () => unknown): void }
@@ -21,6 +24,10 @@ export interface TcpProxy {
   stall(): void
   /** Forwards new connections again; connections left from a stall are reset. */
   restore(): void
+  /** Holds every byte both ways on open and new connections, keeping them open. */
+  hang(): void
+  /** Ends a hang: what was held is forwarded, and traffic flows again. */
+  resume(): void
   /** `url` with its host:port pointing at this proxy (path and query kept) */
   urlFor(url: string): string
   close(): Promise<void>
@@ -33,7 +40,18 @@ export interface TcpProxy {
  */
 export async function startTcpProxy (t: Teardownable, target: { host: string, port: number }): Promise<TcpProxy> {
   const open = new Set<net.Socket>()
-  let mode: 'forward' | 'cut' | 'stall' = 'forward'
+  let mode: 'forward' | 'cut' | 'stall' | 'hang' = 'forward'
+  const pairs = new Set<{ client: net.Socket, upstream: net.Socket }>()
+  const flow = ({ client, upstream }: { client: net.Socket, upstream: net.Socket }): void => {
+    client.pipe(upstream)
+    upstream.pipe(client)
+  }
+  const hold = ({ client, upstream }: { client: net.Socket, upstream: net.Socket }): void => {
+    client.unpipe(upstream)
+    upstream.unpipe(client)
+    client.pause()
+    upstream.pause()
+  }
   let forwarded = 0
 
   const drop = (socket: net.Socket): void => {
@@ -66,8 +84,11 @@ export async function startTcpProxy (t: Teardownable, target: { host: string, po
     client.on('error', () => drop(upstream))
     upstream.on('close', () => drop(client))
     client.on('close', () => drop(upstream))
-    client.pipe(upstream)
-    upstream.pipe(client)
+    const pair = { client, upstream }
+    pairs.add(pair)
+    client.on('close', () => pairs.delete(pair))
+    if (mode === 'hang') hold(pair)
+    else flow(pair)
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -93,6 +114,15 @@ export async function startTcpProxy (t: Teardownable, target: { host: string, po
     restore () {
       if (mode === 'stall') for (const socket of [...open]) drop(socket)
       mode = 'forward'
+    },
+    hang () {
+      mode = 'hang'
+      for (const pair of pairs) hold(pair)
+    },
+    resume () {
+      if (mode !== 'hang') return
+      mode = 'forward'
+      for (const pair of pairs) flow(pair)
     },
     urlFor (url: string) {
       const u = new URL(url)
