@@ -11,6 +11,7 @@ import { limitMemorySessions, limitRedisSessions } from './session-limits.js'
 import type { SessionExpiry } from './session-expiry.js'
 import { deliverLocallyFirst, type RedisEmitter } from './patches/mqemitter-redis-local-first.js'
 import { RedisLiveness } from './redis-liveness.js'
+import { survivingRetainedStreamErrors } from './patches/retained-stream-errors.js'
 
 const require = createRequire(import.meta.url)
 
@@ -123,6 +124,7 @@ export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQue
   conn.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error (persistence)'))
   const persistence = redisPersistence({ conn, maxSessionDelivery: config.offlineQueueMax })
   serializeSubscriptionChanges(persistence as unknown as SubscriptionStore)
+  survivingRetainedStreamErrors(persistence as unknown as Parameters<typeof survivingRetainedStreamErrors>[0], log)
   const subConn = quietQuit(new Redis(config.redisUrl, SUBSCRIBER_OPTIONS))
   const pubConn = quietQuit(new Redis(config.redisUrl, oneShot))
   const mq = MQEmitterRedis({ connectionString: config.redisUrl, subConn, pubConn })
