@@ -15,7 +15,14 @@ import type { Logger } from './logger.js'
 const TIMED_OUT = /timed out/i
 const SETTING_UP_OR_READY = new Set(['wait', 'connecting', 'connect', 'ready'])
 
-interface Watched { name: string, redis: Redis, healthy: boolean, pinging: boolean }
+interface Watched {
+  name: string
+  redis: Redis
+  healthy: boolean
+  pinging: boolean
+  /** the socket last dropped for hanging: a burst of timed-out commands drops it once */
+  dropped?: unknown
+}
 
 export class RedisLiveness {
   readonly #conns: Watched[]
@@ -84,6 +91,10 @@ export class RedisLiveness {
     if (!TIMED_OUT.test(err.message)) return
     if (c.healthy) this.#log.warn({ connection: c.name, err: err.message }, 'Redis does not answer: reconnecting; sends go on, other nodes catch up from history')
     c.healthy = false
-    if (c.redis.status === 'ready') c.redis.disconnect(true)
+    const socket = (c.redis as unknown as { stream?: unknown }).stream
+    if (c.redis.status === 'ready' && socket !== c.dropped) {
+      c.dropped = socket
+      c.redis.disconnect(true)
+    }
   }
 }
