@@ -69,7 +69,9 @@ t.test('kill -9 of the node that removed a member, before it announced it: the o
   await within(committed(), 10_000, 'the removal committed on A')
   a.child.kill('SIGKILL')
   t.equal((await a.exited).signal, 'SIGKILL', 'A died of SIGKILL right after the removal committed')
-  t.equal(await removal, null, 'A never answered the removal')
+  // A may or may not have answered the DELETE before it died (with the cluster bus down
+  // its announcement is skipped at once): what matters is that B never heard it
+  await removal
   t.equal(announced, 0, 'no announcement of the removal ever reached B')
 
   const history = await b.app.inject({ method: 'GET', url: `/v1/conversations/${group}/events`, headers: { authorization: `Bearer ${token(b, bob)}` } })
