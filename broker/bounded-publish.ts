@@ -8,6 +8,8 @@
 // the order publishes start and the sweep only looks at the head of the queue.
 
 export type Publish<A extends unknown[]> = (...args: A) => Promise<void>
+/** the publish being bounded, callback style: one promise per publish is all the send path pays */
+export type PublishWithCallback<A extends unknown[]> = (args: A, done: (err?: Error | null) => void) => void
 
 export class PublishTimeoutError extends Error {
   constructor (readonly topic: string, ms: number) {
@@ -25,7 +27,7 @@ export interface BoundedPublish<A extends unknown[]> {
   stop(): void
 }
 
-export function boundPublish<A extends [string, ...unknown[]]> (publish: Publish<A>, ms: number): BoundedPublish<A> {
+export function boundPublish<A extends [string, ...unknown[]]> (publish: PublishWithCallback<A>, ms: number): BoundedPublish<A> {
   let queue: Pending[] = []
   let head = 0
   let timer: NodeJS.Timeout | null = null
@@ -60,9 +62,12 @@ export function boundPublish<A extends [string, ...unknown[]]> (publish: Publish
       queue.push(pending)
       // a quarter of the bound: a publish gives up at most 1.25 × `ms` after it started
       timer ??= setInterval(sweep, Math.max(1, Math.floor(ms / 4))).unref()
-      publish(...args).then(
-        () => { if (!pending.settled) { pending.settled = true; resolve() } },
-        (err: unknown) => { if (!pending.settled) { pending.settled = true; reject(err) } })
+      publish(args, (err) => {
+        if (pending.settled) return
+        pending.settled = true
+        if (err) reject(err)
+        else resolve()
+      })
     }),
     get timedOut () { return timedOut },
     stop () {

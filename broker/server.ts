@@ -75,13 +75,13 @@ export async function startThreadline (config: Config, log: Logger = createLogge
 
     const membership = new MembershipCache(store, log.child({ part: 'membership' }))
     membership.attach(broker)
-    const unbounded = (topic: string, payload: Buffer | string, opts: { qos?: 0 | 1, retain?: boolean } = {}): Promise<void> =>
-      new Promise((resolve, reject) => {
-        broker.publish({
-          cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
-          qos: opts.qos ?? 1, retain: opts.retain ?? false, dup: false
-        }, (err) => (err ? reject(err) : resolve()))
-      })
+    type PublishArgs = [topic: string, payload: Buffer | string, opts?: { qos?: 0 | 1, retain?: boolean }]
+    const unbounded = ([topic, payload, opts = {}]: PublishArgs, done: (err?: Error | null) => void): void => {
+      broker.publish({
+        cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+        qos: opts.qos ?? 1, retain: opts.retain ?? false, dup: false
+      }, done)
+    }
     // Redis commands fail after redisTimeoutMs, and a retained publish makes two of them
     // (store, then PUBLISH): past that, nothing will call back any more
     const bounded = boundPublish(unbounded, publishTimeoutMs(config))

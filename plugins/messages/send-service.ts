@@ -14,6 +14,8 @@ import { checkConvId, parseSend } from './parse-send.js'
 
 export type Publish = (topic: string, payload: Buffer) => Promise<void>
 
+interface FanOut { created: boolean, envelope: EventEnvelope, payload: Buffer, topics: string[] }
+
 type Committed =
   | { kind: 'done', created: boolean, envelope: EventEnvelope }
   | { kind: 'rejected', error: ThreadlineError }
@@ -58,7 +60,14 @@ export class SendService {
       // answer (its PUBACK) waits for its room, which is what slows senders down.
       const out: Committed[] = []
       for (let i = 0; i < items.length; i++) {
-        out.push(await this.#fanOut(items[i] as PendingSend, results[i] as CommitResult))
+        const result = results[i] as CommitResult
+        if (result.kind === 'rejected') {
+          out.push(result)
+          continue
+        }
+        const fanOut = this.#fanOutOf(items[i] as PendingSend, result)
+        if (!this.#fits(fanOut.topics.length)) await this.#room(fanOut.topics.length)
+        out.push(this.#start(fanOut))
       }
       return out
     }, { maxQueued: MAX_QUEUED_SENDS, laneOf: item => item.lane })
@@ -128,23 +137,32 @@ export class SendService {
     }
   }
 
-  async #fanOut (pending: PendingSend, result: CommitResult): Promise<Committed> {
-    if (result.kind === 'rejected') return result
+  /** The publishes a committed send makes. */
+  #fanOutOf (pending: PendingSend, result: Exclude<CommitResult, { kind: 'rejected' }>): FanOut {
     const envelope = toEnvelope(result.row)
-    const payload = Buffer.from(JSON.stringify(envelope))
-    // a retry learns its seq on the sender's own inbox only (DESIGN.md §4 "Idempotent")
-    const topics = result.kind === 'duplicate'
-      ? [inboxTopic(pending.senderId)]
-      : [...result.members.map(inboxTopic), eventsTopic(envelope.conv_id)]
-    await this.#room(topics.length)
+    return {
+      created: result.kind === 'stored',
+      envelope,
+      payload: Buffer.from(JSON.stringify(envelope)),
+      // a retry learns its seq on the sender's own inbox only (DESIGN.md §4 "Idempotent")
+      topics: result.kind === 'duplicate'
+        ? [inboxTopic(pending.senderId)]
+        : [...result.members.map(inboxTopic), eventsTopic(envelope.conv_id)]
+    }
+  }
+
+  #start ({ created, envelope, payload, topics }: FanOut): Committed {
     // Fan-out failures (a Redis hiccup) must not fail a committed send: the event is
     // stored and every device catches up from the history API.
-    const fail = (err: unknown): void => this.#log.error({ err, conv_id: envelope.conv_id, seq: envelope.seq }, 'fan-out failed')
+    const settled = (err?: unknown): void => {
+      if (err !== undefined) this.#log.error({ err, conv_id: envelope.conv_id, seq: envelope.seq }, 'fan-out failed')
+      this.#published()
+    }
     for (const topic of topics) {
       if (++this.#fanoutInFlight > this.#fanoutPeak) this.#fanoutPeak = this.#fanoutInFlight
-      this.#publish(topic, payload).catch(fail).finally(() => this.#published())
+      this.#publish(topic, payload).then(() => settled(), settled)
     }
-    return { kind: 'done', created: result.kind === 'stored', envelope }
+    return { kind: 'done', created, envelope }
   }
 
   #published (): void {
@@ -152,11 +170,13 @@ export class SendService {
     if (this.#fanoutInFlight < MAX_FANOUT_IN_FLIGHT) for (const wake of this.#roomWaiters.splice(0)) wake()
   }
 
-  /** Waits until `n` more publishes fit the bound; a send larger than the bound goes alone. */
+  /** whether `n` more publishes fit the bound; a send larger than the bound goes alone */
+  #fits (n: number): boolean {
+    return this.#fanoutInFlight === 0 || this.#fanoutInFlight + n <= MAX_FANOUT_IN_FLIGHT
+  }
+
   async #room (n: number): Promise<void> {
-    while (this.#fanoutInFlight > 0 && this.#fanoutInFlight + n > MAX_FANOUT_IN_FLIGHT) {
-      await new Promise<void>(resolve => this.#roomWaiters.push(resolve))
-    }
+    while (!this.#fits(n)) await new Promise<void>(resolve => this.#roomWaiters.push(resolve))
   }
 }
 
