@@ -84,9 +84,13 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     }
     // Redis commands fail after redisTimeoutMs, and a retained publish makes two of them
     // (store, then PUBLISH): past that, nothing will call back any more
-    const bounded = boundPublish(unbounded, publishTimeoutMs(config))
-    cleanups.push(async () => bounded.stop())
-    const publish = bounded.publish
+    // In memory nothing waits on another process: Aedes' in-memory emitter always calls
+    // back (a slow reader is cut off, never waited for: patches/write-buffer.ts), so the
+    // hot path skips the bound there.
+    const bounded = config.redisUrl !== null ? boundPublish(unbounded, publishTimeoutMs(config)) : null
+    if (bounded !== null) cleanups.push(async () => bounded.stop())
+    const publish = bounded?.publish ?? ((...args: PublishArgs): Promise<void> =>
+      new Promise((resolve, reject) => unbounded(args, (err) => (err ? reject(err) : resolve()))))
 
     const services = new Map<string, unknown>([[TOKENS_SERVICE, tokens]])
     const ctx: PluginContext = { config, log, store, broker, membership, publish, services }
@@ -131,7 +135,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
         // HTTP last: waits for requests in flight (an HTTP send among them)
         await step('close http', () => app.close())
         await step('close broker state', () => state.close())
-        bounded.stop()
+        bounded?.stop()
         await step('close store', () => store.close())
         log.info('threadline stopped')
       })())
