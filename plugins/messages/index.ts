@@ -20,12 +20,21 @@ function clientMsgIdOf (body: unknown): string | undefined {
   return typeof id === 'string' && id.length <= 64 ? id : undefined
 }
 
+// An oversized payload is never parsed, but its client can only match the `too_large`
+// answer to its pending send by client_msg_id: look for it near the start of the bytes.
+const LEADING_CLIENT_MSG_ID = /"client_msg_id"\s*:\s*"([^"\\\u0000-\u001f]{1,64})"/
+function leadingClientMsgId (payload: Buffer | string): string | undefined {
+  const head = typeof payload === 'string' ? payload.slice(0, 512) : payload.subarray(0, 512).toString()
+  return LEADING_CLIENT_MSG_ID.exec(head)?.[1]
+}
+
 function handleSend (ctx: PluginContext, service: SendService, client: Client, packet: PublishPacket, convId: string): void | Promise<void> {
   const identity = identityOf(client)
   if (identity === null) return // the ACL refuses chat topics to anonymous clients
   let body: unknown
   const answer = (err: ThreadlineError): void => {
-    const envelope = errorEnvelope(err, { conv_id: convId, ...(clientMsgIdOf(body) !== undefined ? { client_msg_id: clientMsgIdOf(body) } : {}) })
+    const clientMsgId = clientMsgIdOf(body) ?? (err.code === 'too_large' ? leadingClientMsgId(packet.payload) : undefined)
+    const envelope = errorEnvelope(err, { conv_id: convId, ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}) })
     ctx.publish(inboxTopic(identity.userId), JSON.stringify(envelope)).catch((e: unknown) => ctx.log.error({ err: e }, 'error event not published'))
   }
   try {

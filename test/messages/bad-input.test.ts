@@ -45,6 +45,10 @@ t.test('bad sends are PUBACKed, answered with a clear error event, store nothing
     t.match(err?.message, message, `${what}: the message says why`)
   }
 
+  const oversized = collect<Msg>(a, 1, (_t, m) => m.t === 'error')
+  await a.publishAsync(`conv/${conv}/send`, text('big-1', 'x'.repeat(9000)), { qos: 1 })
+  t.match((await oversized)[0], { code: 'too_large', client_msg_id: 'big-1' }, 'an oversized send is never parsed, yet its answer names its client_msg_id')
+
   const qos0 = collect<Msg>(a, 1, (_t, m) => m.t === 'error')
   await a.publishAsync(`conv/${conv}/send`, text('q0', 'hi'), { qos: 0 })
   t.match((await qos0)[0], { code: 'bad_request', message: /QoS 1/ }, 'a QoS 0 send is answered bad_request')
