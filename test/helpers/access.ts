@@ -8,6 +8,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import type { MembershipChange } from '../../broker/membership.js'
 import type { Threadline } from '../../broker/server.js'
 import { token } from './node.js'
+import { remainingLength } from './raw-mqtt.js'
 import { DEFAULT_WAIT_MS, withTimeout } from './wait.js'
 
 interface Teardownable { teardown(fn: () => unknown): void }
@@ -57,17 +58,9 @@ export function rawConnack (port: number, opts: { clientId: string, clean: boole
     ...(opts.username !== undefined ? [str(opts.username)] : []),
     ...(opts.password !== undefined ? [str(opts.password)] : [])
   ])
-  const remaining: number[] = []
-  let n = body.length
-  do {
-    let byte = n % 128
-    n = Math.floor(n / 128)
-    if (n > 0) byte |= 0x80
-    remaining.push(byte)
-  } while (n > 0)
   let socket: net.Socket | undefined
   return withTimeout(new Promise<number>((resolve, reject) => {
-    socket = net.connect(port, '127.0.0.1', () => socket?.write(Buffer.concat([Buffer.from([0x10, ...remaining]), body])))
+    socket = net.connect(port, '127.0.0.1', () => socket?.write(Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body])))
     let got = Buffer.alloc(0)
     socket.on('data', (chunk: Buffer) => {
       got = Buffer.concat([got, chunk])
