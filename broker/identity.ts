@@ -1,8 +1,9 @@
 // Who is on the other end of an MQTT connection, attached to the Aedes client by auth
 // at CONNECT and read by every later hook. A symbol keeps it off Aedes' own fields.
 import type { Client } from 'aedes'
+import type { Role } from '../core/tokens.js'
 
-export type Role = 'user' | 'integrator' | 'admin'
+export type { Role }
 
 export interface Identity {
   readonly userId: string

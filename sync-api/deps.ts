@@ -4,8 +4,8 @@ import type { Config } from '../broker/config.js'
 import type { Logger } from '../broker/logger.js'
 import type { MembershipCache } from '../broker/membership.js'
 import type { Store } from '../broker/store/index.js'
-import type { TokenService } from '../plugins/auth/tokens.js'
-import type { SendService } from '../plugins/messages/send-service.js'
+import type { TokenService } from '../core/tokens.js'
+import type { SendService } from '../core/messages/send-service.js'
 
 export interface SyncApiDeps {
   readonly config: Config

@@ -5,7 +5,7 @@
 // so a failure here is logged, not answered: devices catch up from the REST API.
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { MembershipEnvelope } from '../schemas/index.js'
-import { inboxTopic } from '../plugins/acl/topics.js'
+import { inboxTopic } from '../core/topics.js'
 import type { SyncApiDeps } from './deps.js'
 
 export interface MembershipNotice {

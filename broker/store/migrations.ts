@@ -2,7 +2,7 @@
 // order, inside one transaction that holds an advisory lock, so two nodes starting at
 // the same time against one PostgreSQL do not race. Append new migrations; never edit
 // an applied one.
-import type { Store } from './store.js'
+import type { Store } from '../../core/store.js'
 
 export const migrations: ReadonlyArray<readonly string[]> = [
   statements(`

@@ -1,6 +1,6 @@
 import pg from 'pg'
-import type { Queryable, Row, Store } from './store.js'
-import { StoreUnavailableError, isUnavailable } from './store.js'
+import type { Queryable, Row, Store } from '../../core/store.js'
+import { StoreUnavailableError, isUnavailable } from '../../core/store.js'
 
 // JSON integers everywhere (DESIGN.md §3): bigint columns (seq, counts) come back as
 // numbers, not strings. Seqs stay far below 2^53.

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { PGlite, types } from '@electric-sql/pglite'
-import type { Queryable, Row, Store } from './store.js'
-import { StoreUnavailableError } from './store.js'
+import type { Queryable, Row, Store } from '../../core/store.js'
+import { StoreUnavailableError } from '../../core/store.js'
 
 // Same rule as the pg driver: bigint columns come back as JSON integers.
 const parsers = { [types.INT8]: (v: string) => Number(v) }

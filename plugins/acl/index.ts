@@ -7,7 +7,7 @@ import type { AedesPublishPacket, Client } from 'aedes'
 import type { PluginContext, ThreadlinePlugin } from '../../broker/plugin.js'
 import { ConnectRefusal } from '../../broker/plugin.js'
 import { identityOf, type Identity } from '../../broker/identity.js'
-import { INTEGRATOR_EVENTS_FILTER, isChatNamespace, parseChatTopic, isSharedSubscription } from './topics.js'
+import { INTEGRATOR_EVENTS_FILTER, isChatNamespace, parseChatTopic, isSharedSubscription } from '../../core/topics.js'
 import { noteRefused, pruneRefusedTopics } from './session-prune.js'
 
 /**

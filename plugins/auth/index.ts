@@ -5,8 +5,8 @@ import type { ThreadlinePlugin, PluginContext, ConnectInfo } from '../../broker/
 import { ConnectRefusal } from '../../broker/plugin.js'
 import { setIdentity, type Identity } from '../../broker/identity.js'
 import { isId } from '../../schemas/ids.js'
-import { TokenError, type TokenService } from './tokens.js'
-import { upsertTokenUser } from './users.js'
+import { TokenError, type TokenService } from '../../core/tokens.js'
+import { upsertTokenUser } from '../../core/users.js'
 
 export const TOKENS_SERVICE = 'auth.tokens'
 

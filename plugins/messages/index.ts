@@ -6,14 +6,14 @@ import type { Client, PublishPacket } from 'aedes'
 import type { PluginContext, ThreadlinePlugin } from '../../broker/plugin.js'
 import { identityOf } from '../../broker/identity.js'
 import { ThreadlineError } from '../../schemas/index.js'
-import { inboxTopic, parseChatTopic } from '../acl/topics.js'
-import { errorEnvelope } from './envelopes.js'
-import { parseJsonPayload } from './parse-send.js'
-import { SendService } from './send-service.js'
+import { inboxTopic, parseChatTopic } from '../../core/topics.js'
+import { errorEnvelope } from '../../core/messages/envelopes.js'
+import { parseJsonPayload } from '../../core/messages/parse-send.js'
+import { SendService } from '../../core/messages/send-service.js'
 
 export const SEND_SERVICE = 'messages.send'
 
-export { SendService } from './send-service.js'
+export { SendService } from '../../core/messages/send-service.js'
 
 function clientMsgIdOf (body: unknown): string | undefined {
   const id = (body as { client_msg_id?: unknown } | null)?.client_msg_id

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Role } from '../../broker/identity.js'
 import type { Store } from '../../broker/store/index.js'
-import { TokenError, type TokenService } from '../../plugins/auth/tokens.js'
+import { TokenError, type TokenService } from '../../core/tokens.js'
 import { ThreadlineError } from '../../schemas/index.js'
 import { upsertTokenUser } from '../repo/users.js'
 

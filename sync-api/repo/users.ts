@@ -3,7 +3,7 @@
 import type { Queryable } from '../../broker/store/index.js'
 import type { Me } from '../../schemas/index.js'
 
-export { upsertTokenUser } from '../../plugins/auth/users.js'
+export { upsertTokenUser } from '../../core/users.js'
 
 /** Rows for users named as members, leaving existing ones untouched. */
 export async function ensureUsers (q: Queryable, userIds: readonly string[]): Promise<void> {

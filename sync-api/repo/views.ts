@@ -3,7 +3,7 @@
 // for PostgreSQL and PGlite alike.
 import type { Queryable } from '../../broker/store/index.js'
 import type { ConversationView } from '../../schemas/index.js'
-import { iso } from '../iso.js'
+import { iso } from '../../core/iso.js'
 import { membersOf, toConversation, type ConversationRow } from './conversations.js'
 
 /** Position in the list: last activity in µs since the epoch, then id (both descending). */

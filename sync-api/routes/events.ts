@@ -1,8 +1,8 @@
 // GET /v1/conversations/:id/events: history pages, with the messages among them folded.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ConversationParams, HistoryPage, HistoryQuery, HISTORY_PAGE_DEFAULT, ThreadlineError } from '../../schemas/index.js'
-import { toEnvelope } from '../../plugins/messages/envelopes.js'
-import { foldMessages } from '../fold.js'
+import { toEnvelope } from '../../core/messages/envelopes.js'
+import { foldMessages } from '../../core/messages/fold.js'
 import { eventPage, eventsTargeting } from '../repo/events.js'
 import { errorResponses, type RouteOptions } from './common.js'
 

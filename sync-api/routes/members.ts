@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import {
   AddMembersBody, Conversation, ConversationParams, MemberParams, MemberSettings, MemberSettingsBody, NoContent, ThreadlineError
 } from '../../schemas/index.js'
-import { iso } from '../iso.js'
+import { iso } from '../../core/iso.js'
 import { setMutedUntil } from '../repo/members.js'
 import { addMembers, removeMember } from '../services/members.js'
 import { errorResponses, type RouteOptions } from './common.js'

@@ -2,7 +2,7 @@
 // one batch of 99 sends to a 256-member group used to put 99 × 257 = 25,443 publishes in
 // flight at once, because the bound was only checked before a batch.
 import t from 'tap'
-import { MAX_FANOUT_IN_FLIGHT } from '../../plugins/messages/send-service.js'
+import { MAX_FANOUT_IN_FLIGHT } from '../../core/messages/send-service.js'
 import { connectUser, startNode } from '../helpers/node.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
 import { waitFor } from '../helpers/wait.js'

@@ -2,7 +2,7 @@
 // generic over what it commits, and these are its own rules (batching, order, failure,
 // lanes, the queue cap), apart from any store.
 import t from 'tap'
-import { GroupCommitter } from '../../plugins/messages/group-commit.js'
+import { GroupCommitter } from '../../core/messages/group-commit.js'
 
 interface Item { id: number, lane?: object }
 

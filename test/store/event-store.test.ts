@@ -1,6 +1,6 @@
 // commitBatch, the SQL of one group commit, on both drivers.
 import t from 'tap'
-import { commitBatch, type PendingSend } from '../../plugins/messages/event-store.js'
+import { commitBatch, type PendingSend } from '../../core/messages/event-store.js'
 import type { Store } from '../../broker/store/index.js'
 import { forEachStore } from '../helpers/stores.js'
 

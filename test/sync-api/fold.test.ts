@@ -1,6 +1,6 @@
 import t from 'tap'
-import type { EventRow } from '../../plugins/messages/envelopes.js'
-import { foldMessages } from '../../sync-api/fold.js'
+import type { EventRow } from '../../core/messages/envelopes.js'
+import { foldMessages } from '../../core/messages/fold.js'
 
 const conv = '00000000-0000-4000-8000-000000000001'
 let clock = Date.parse('2030-01-01T00:00:00Z')

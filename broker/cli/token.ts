@@ -4,10 +4,10 @@
 // the server's own check (checkClaims) and carry THREADLINE_JWT_ISSUER/AUDIENCE when set,
 // so a printed token is one the server accepts.
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig } from '../../broker/config.js'
-import type { Role } from '../../broker/identity.js'
+import { ConfigError, loadConfig } from '../config.js'
+import type { Role } from '../identity.js'
 import { resolveJwtSecret } from '../../plugins/auth/secret.js'
-import { TokenError, createTokenService, parseTtl } from '../../plugins/auth/tokens.js'
+import { TokenError, createTokenService, parseTtl } from '../../core/tokens.js'
 
 const USAGE = 'usage: npm run token -- <user> [--role user|integrator|admin] [--ttl 1h] [--name "Display Name"]'
 

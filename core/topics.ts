@@ -1,5 +1,5 @@
 // The topic grammar of DESIGN.md §3, parsed once for every hook that needs it.
-import { isId, isUuid } from '../../schemas/ids.js'
+import { isId, isUuid } from '../schemas/ids.js'
 
 export type ChatTopic =
   | { kind: 'send' | 'typing' | 'read' | 'events' | 'receipts', convId: string }

@@ -3,7 +3,7 @@
 // idempotency and targets are read for the whole batch at once, seqs are assigned in
 // arrival order, and all new events go in with one INSERT. A conversation's row lock
 // is what keeps seqs gapless and ordered across broker nodes.
-import type { Queryable } from '../../broker/store/index.js'
+import type { Queryable } from '../store.js'
 import { ThreadlineError, type SendRequest } from '../../schemas/index.js'
 import { EVENT_COLUMNS, bodyOf, type EventRow } from './envelopes.js'
 

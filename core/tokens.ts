@@ -1,7 +1,9 @@
 // HS256 JWTs (DESIGN.md §2) through fast-jwt, Fastify's JWT library.
 import { createSigner, createVerifier } from 'fast-jwt'
-import type { Role } from '../../broker/identity.js'
-import { isId } from '../../schemas/ids.js'
+import { isId } from '../schemas/ids.js'
+
+/** DESIGN.md §2: what a token may do */
+export type Role = 'user' | 'integrator' | 'admin'
 
 export interface TokenClaims {
   sub: string

@@ -2,11 +2,10 @@
 // validate → group commit (idempotency, seq, insert) → fan-out of the envelope.
 // Validation and enqueueing happen synchronously inside send(), so the order of
 // send() calls is the commit order (a sender's publish order, DESIGN.md §4).
-import type { Logger } from '../../broker/logger.js'
-import type { Store } from '../../broker/store/index.js'
-import { isUnavailable } from '../../broker/store/index.js'
+import type { Logger } from 'pino'
+import { isUnavailable, type Store } from '../store.js'
 import { ThreadlineError, type EventEnvelope } from '../../schemas/index.js'
-import { eventsTopic, inboxTopic } from '../acl/topics.js'
+import { eventsTopic, inboxTopic } from '../topics.js'
 import { toEnvelope } from './envelopes.js'
 import { commitBatch, type CommitResult, type PendingSend } from './event-store.js'
 import { GroupCommitter } from './group-commit.js'

@@ -1,8 +1,8 @@
 // Folding (DESIGN.md §5): a text message as a simple client shows it, after every edit,
 // delete and reaction aimed at it. Pure, so both store drivers share it.
-import type { EventRow } from '../plugins/messages/envelopes.js'
-import type { FoldedMessage } from '../schemas/index.js'
-import { iso } from './iso.js'
+import type { EventRow } from './envelopes.js'
+import type { FoldedMessage } from '../../schemas/index.js'
+import { iso } from '../iso.js'
 
 interface Folding {
   message: FoldedMessage

@@ -1,6 +1,6 @@
 // users rows (DESIGN.md §5) as identity sees them: created the first time a token is
 // seen, over MQTT or HTTP alike; a token's name wins over the id-as-name placeholder.
-import type { Queryable } from '../../broker/store/index.js'
+import type { Queryable } from './store.js'
 
 export async function upsertTokenUser (q: Queryable, userId: string, name: string | null): Promise<void> {
   await q.query(
