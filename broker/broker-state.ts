@@ -12,6 +12,8 @@ import type { SessionExpiry } from './session-expiry.js'
 import { deliverLocallyFirst, type RedisEmitter } from './patches/mqemitter-redis-local-first.js'
 import { RedisLiveness } from './redis-liveness.js'
 import { survivingRetainedStreamErrors } from './patches/retained-stream-errors.js'
+import { quietQuit } from './patches/ioredis-quiet-quit.js'
+import { serializeSubscriptionChanges, type SubscriptionStore } from './patches/redis-subscription-changes.js'
 
 const require = createRequire(import.meta.url)
 
@@ -26,10 +28,6 @@ export interface BrokerState {
 }
 
 interface Destroyable { destroy?: () => Promise<void> | void }
-interface SubscriptionStore {
-  addSubscriptions(client: { id: string }, subs: object[]): Promise<unknown>
-  removeSubscriptions(client: { id: string }, topics: string[]): Promise<unknown>
-}
 interface EmitterState { state: { on(event: 'error', fn: (err: Error) => void): void } }
 
 // ioredis 5.8+ sends a (P)SUBSCRIBE issued between `connect` and `ready` at once (it is
@@ -40,54 +38,6 @@ interface EmitterState { state: { on(event: 'error', fn: (err: Error) => void): 
 // the subscriber connection skips both handshake commands; a pure subscriber needs
 // neither.
 const SUBSCRIBER_OPTIONS: RedisOptions = { enableReadyCheck: false, disableClientInfo: true }
-
-/**
- * mqemitter-redis' close() sends QUIT on both connections and drops the promise QUIT
- * returns (it waits for `end` instead). When the socket closes before the reply is
- * read, ioredis rejects that promise with "Connection is closed.", and an unhandled
- * rejection ends a Node process: a graceful shutdown would crash at its last step.
- */
-function quietQuit (redis: Redis): Redis {
-  const quit = redis.quit.bind(redis)
-  redis.quit = ((...args: Parameters<Redis['quit']>) => {
-    const reply = quit(...args)
-    reply.catch(() => {}) // `end` follows either way, and that is what close() waits for
-    return reply
-  }) as Redis['quit']
-  return redis
-}
-
-/**
- * aedes-persistence's BroadcastPersistence (inside aedes-persistence-redis) waits for its
- * own broadcast of a subscription change under the key clientId + first topic, one
- * waiter per key. Aedes calls addSubscriptions once per granted topic of a clean=false
- * SUBSCRIBE, each time with the whole packet, so a SUBSCRIBE with two granted topics
- * registers two waiters under one key: one is overwritten and its promise never
- * settles, and the client never gets its SUBACK. Calls for one packet are coalesced
- * into one, and one client's subscription changes run one at a time.
- */
-function serializeSubscriptionChanges (persistence: SubscriptionStore): void {
-  const add = persistence.addSubscriptions.bind(persistence)
-  const remove = persistence.removeSubscriptions.bind(persistence)
-  const tails = new Map<string, Promise<unknown>>()
-  const pendingPackets = new WeakMap<object[], Promise<unknown>>()
-  const oneAtATime = <T>(clientId: string, fn: () => Promise<T>): Promise<T> => {
-    const run = (tails.get(clientId) ?? Promise.resolve()).then(fn, fn)
-    const tail = run.then(() => {}, () => {})
-    tails.set(clientId, tail)
-    void tail.then(() => { if (tails.get(clientId) === tail) tails.delete(clientId) })
-    return run
-  }
-  persistence.addSubscriptions = (client, subs) => {
-    const pending = pendingPackets.get(subs) // Aedes passes the packet's own array each time
-    if (pending !== undefined) return pending
-    const run = oneAtATime(client.id, () => add(client, subs))
-    pendingPackets.set(subs, run)
-    return run
-  }
-  persistence.removeSubscriptions = (client, topics) => oneAtATime(client.id, () => remove(client, topics))
-}
-
 
 /** `log`: the node's logger (broker/server.ts should pass its own; a logger at the configured level is made otherwise) */
 export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQueueMax' | 'sessionExpiryS' | 'logLevel' | 'redisTimeoutMs'>,

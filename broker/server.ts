@@ -1,7 +1,7 @@
 // Assembles one Threadline node: store, broker state, Aedes, plugins, listeners and the
 // sidecar; and takes it down again in order (DESIGN.md §7).
 import type net from 'node:net'
-import { Aedes, type PublishPacket } from 'aedes'
+import { Aedes } from 'aedes'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { createLogger, type Logger } from './logger.js'
@@ -12,8 +12,8 @@ import { openStore, type Store } from './store/index.js'
 import { createBrokerState } from './broker-state.js'
 import { boundPublish } from './bounded-publish.js'
 import { attachWebSocket, listenTcp } from './listeners.js'
+import { dropRawChatPackets } from './patches/drop-raw-chat-packets.js'
 import { paceSessionReplay } from './patches/write-buffer.js'
-import { isChatNamespace } from '../core/topics.js'
 import { authPlugin, TOKENS_SERVICE } from '../plugins/auth/index.js'
 import { aclPlugin } from '../plugins/acl/index.js'
 import { messagesPlugin, SEND_SERVICE, type SendService } from '../plugins/messages/index.js'
@@ -148,17 +148,3 @@ export async function startThreadline (config: Config, log: Logger = createLogge
 
 /** how long a publish handed to the plugins may take before it fails (see bounded-publish.ts) */
 export const publishTimeoutMs = (config: Pick<Config, 'redisTimeoutMs'>): number => 2 * config.redisTimeoutMs + 1000
-
-/**
- * Client packets to chat topics are acted on in authorizePublish and acknowledged, but
- * never routed as they are (DESIGN.md §3: "the raw packet of send, read and presence
- * never reaches any subscriber"). Dropping them here also spares a cluster the Redis
- * round trip of a packet nobody may receive.
- */
-function dropRawChatPackets (broker: Aedes): void {
-  const publish = broker.publish.bind(broker) as (packet: PublishPacket, client: unknown, done: (err?: Error) => void) => void
-  ;(broker as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
-    if (typeof client === 'object' && client !== null && isChatNamespace(packet.topic)) return done()
-    publish(packet, client, done)
-  }
-}
