@@ -1,6 +1,7 @@
 // HS256 JWTs (DESIGN.md §2) through fast-jwt, Fastify's JWT library.
 import { createSigner, createVerifier } from 'fast-jwt'
 import { isId } from '../schemas/ids.js'
+import { unstorableReason } from '../schemas/storable.js'
 
 /** DESIGN.md §2: what a token may do */
 export type Role = 'user' | 'integrator' | 'admin'
@@ -35,9 +36,6 @@ export interface TokenOptions {
   audience?: string | null
 }
 
-// U+0000 or a surrogate without its pair (a JSON "\ud800" escape makes one)
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-
 /**
  * The one rule for what a token may claim, run when signing (the token CLI) and when
  * verifying (CONNECT, HTTP): a token we sign is never one we then refuse.
@@ -47,7 +45,7 @@ export function checkClaims (claims: { sub: unknown, name?: unknown, role?: unkn
   if (typeof sub !== 'string' || !isId(sub)) throw new TokenError('user id must be 1–64 chars of [A-Za-z0-9_.-] (the sub claim)')
   if (role !== undefined && !ROLES.includes(role as Role)) throw new TokenError(`role must be one of ${ROLES.join(', ')}`)
   // the name becomes users.display_name: PostgreSQL text holds neither U+0000 nor lone surrogates
-  if (name !== undefined && (typeof name !== 'string' || name.length > MAX_NAME_LENGTH || UNSTORABLE.test(name))) {
+  if (name !== undefined && (typeof name !== 'string' || name.length > MAX_NAME_LENGTH || unstorableReason(name) !== null)) {
     throw new TokenError(`name must be a string of at most ${MAX_NAME_LENGTH} chars, without U+0000 or unpaired surrogates`)
   }
 }
