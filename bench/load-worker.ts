@@ -69,6 +69,7 @@ class Phase {
     this.open.delete(key)
     o.then()
   }
+
   /** `<user>\0<conv>` → last seq (Threadline) or `<user>\0<sender>` → last n (raw Aedes) */
   readonly lastOrder = new Map<string, number>()
 

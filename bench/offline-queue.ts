@@ -100,8 +100,14 @@ async function runPhase (phase: Phase): Promise<Result> {
 
     // an envelope the size of a short text event
     const payload = (seq: number): Buffer => Buffer.from(JSON.stringify({
-      t: 'event', conv_id: '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f', seq, sender_id: 'bench-sender', client_msg_id: `m-${seq}`,
-      type: 'text', text: 'a short message of the usual length, about sixty characters', ts: new Date().toISOString()
+      t: 'event',
+      conv_id: '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f',
+      seq,
+      sender_id: 'bench-sender',
+      client_msg_id: `m-${seq}`,
+      type: 'text',
+      text: 'a short message of the usual length, about sixty characters',
+      ts: new Date().toISOString()
     }))
     const publish = (seq: number): Promise<void> => new Promise((resolve, reject) => {
       node.broker.publish({ cmd: 'publish', topic: inbox, payload: payload(seq), qos: 1, retain: false, dup: false }, (err) => err ? reject(err) : resolve())
@@ -123,7 +129,7 @@ async function runPhase (phase: Phase): Promise<Result> {
     } else {
       queued = 0
       const store = (node.broker as unknown as { persistence: { outgoingStream(c: { id: string }): AsyncIterable<unknown> } }).persistence
-      for await (const _ of store.outgoingStream({ id: clientId })) queued++
+      for await (const _packet of store.outgoingStream({ id: clientId })) queued++ // eslint-disable-line @typescript-eslint/no-unused-vars
     }
     gc()
     const after = process.memoryUsage()
@@ -147,10 +153,15 @@ async function runPhase (phase: Phase): Promise<Result> {
     await cleanup.endAsync()
 
     return {
-      ...phase, published, publishS: Math.round(publishS * 10) / 10, queued,
+      ...phase,
+      published,
+      publishS: Math.round(publishS * 10) / 10,
+      queued,
       // payloads are Buffers: outside the JS heap, in arrayBuffers
-      heapBeforeMiB: MiB(before.heapUsed + before.arrayBuffers), heapAfterMiB: MiB(after.heapUsed + after.arrayBuffers),
-      rssBeforeMiB: MiB(before.rss), rssAfterMiB: MiB(after.rss),
+      heapBeforeMiB: MiB(before.heapUsed + before.arrayBuffers),
+      heapAfterMiB: MiB(after.heapUsed + after.arrayBuffers),
+      rssBeforeMiB: MiB(before.rss),
+      rssAfterMiB: MiB(after.rss),
       redisBeforeMiB: redisBefore !== null ? MiB(redisBefore) : null,
       redisAfterMiB: redisAfter !== null ? MiB(redisAfter) : null,
       replayed

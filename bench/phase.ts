@@ -244,7 +244,13 @@ export async function runRound (servers: Servers, workers: WorkerPool, scenario:
   // at most what 250k sends/s per worker could issue: a bound, not a target
   const maxSends = Math.ceil((warmupS + durationS + 1) * 250_000)
   const running = workers.run(w => ({
-    cmd: 'run', phase, shape: shapeFor(w), startAt, markAt, stopAt, maxSends,
+    cmd: 'run',
+    phase,
+    shape: shapeFor(w),
+    startAt,
+    markAt,
+    stopAt,
+    maxSends,
     drainMs: plan.drainS * 1000
   }), (warmupS + durationS + plan.drainS) * 1000 + 30_000)
   // a failing worker must not leave this rejection unobserved while we sleep
@@ -263,7 +269,12 @@ export async function runRound (servers: Servers, workers: WorkerPool, scenario:
   const pgAfter = await pgCounters(servers.pgStats)
   const pgDone = pgBefore !== null && pgAfter !== null && servers.pgStats !== null
   return {
-    results, a, b, markAt, stopAt, activity,
+    results,
+    a,
+    b,
+    markAt,
+    stopAt,
+    activity,
     transactions: pgDone ? pgAfter.nextXid - pgBefore.nextXid : null,
     walBytes: pgDone ? await walBytes(servers.pgStats as pg.Client, pgBefore.walLsn, pgAfter.walLsn) : null
   }

@@ -202,8 +202,12 @@ async function benchAll (opts: BenchOptions, profDir: string | null): Promise<Ph
   }
   if (opts.modes.includes('group')) {
     const plan: PhasePlan = {
-      mode: 'group', shape: { kind: 'rate', ratePerS: opts.groupRatePerS },
-      warmupS: Math.min(opts.warmupS, 2), durationS: opts.groupDurationS, drainS: opts.drainS, pgSample: opts.pgSample
+      mode: 'group',
+      shape: { kind: 'rate', ratePerS: opts.groupRatePerS },
+      warmupS: Math.min(opts.warmupS, 2),
+      durationS: opts.groupDurationS,
+      drainS: opts.drainS,
+      pgSample: opts.pgSample
     }
     await withRigs(opts, targets, t => groupScenario(t.servers.target, opts.groupSize, opts.groupSenders, opts.workers, token), async (rigs) => {
       reports.push(...await phaseAcross(opts, rigs, plan))

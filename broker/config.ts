@@ -76,6 +76,7 @@ function oneOf<T extends string> (env: Env, name: string, allowed: readonly T[],
 function claim (env: Env, name: string): string | null {
   const raw = text(env, name)
   if (raw === undefined) return null
+  // eslint-disable-next-line no-control-regex
   if (raw.length > 256 || /[\u0000-\u001f]/.test(raw)) throw new ConfigError(name, 'must be at most 256 characters, without control characters')
   return raw
 }

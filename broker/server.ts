@@ -78,8 +78,12 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     type PublishArgs = [topic: string, payload: Buffer | string, opts?: { qos?: 0 | 1, retain?: boolean }]
     const unbounded = ([topic, payload, opts = {}]: PublishArgs, done: (err?: Error | null) => void): void => {
       broker.publish({
-        cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
-        qos: opts.qos ?? 1, retain: opts.retain ?? false, dup: false
+        cmd: 'publish',
+        topic,
+        payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+        qos: opts.qos ?? 1,
+        retain: opts.retain ?? false,
+        dup: false
       }, done)
     }
     // Redis commands fail after redisTimeoutMs, and a retained publish makes two of them
@@ -101,7 +105,12 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     const sends = services.get(SEND_SERVICE) as SendService
 
     const app = await buildApp({
-      config, log, store, tokens, membership, publish,
+      config,
+      log,
+      store,
+      tokens,
+      membership,
+      publish,
       sends,
       checks: state.ping !== null ? [{ name: 'redis', check: state.ping }] : []
     })
@@ -119,7 +128,16 @@ export async function startThreadline (config: Config, log: Logger = createLogge
 
     let closing: Promise<void> | null = null
     return {
-      config, log, store, broker, app, tokens, membership, sends, mqttPort, httpPort,
+      config,
+      log,
+      store,
+      broker,
+      app,
+      tokens,
+      membership,
+      sends,
+      mqttPort,
+      httpPort,
       close: () => (closing ??= (async () => {
         cleanups.length = 0
         const step = async (name: string, fn: () => Promise<void>): Promise<void> => {

@@ -26,11 +26,11 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   })
 }
 /** Called between startup steps so an interrupt doesn't go on to start the next service. */
-function checkInterrupted(): void {
+function checkInterrupted (): void {
   if (interrupted) throw new Error(`interrupted by ${interrupted}`)
 }
 
-async function main(args: string[]): Promise<number> {
+async function main (args: string[]): Promise<number> {
   const env = { ...process.env }
   await ensurePackages({ postgres: !env.DATABASE_URL, redis: !env.REDIS_URL })
   if (!env.DATABASE_URL) {
@@ -47,7 +47,7 @@ async function main(args: string[]): Promise<number> {
   return runTap(args, env)
 }
 
-function runTap(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+function runTap (args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   // The local bin rather than npx: npx would go to the registry if node_modules is incomplete.
   const bin = path.join(root, 'node_modules', '.bin', 'tap')
   if (!existsSync(bin)) throw new UsageError('tap is not installed: run `npm ci` first')
@@ -72,7 +72,7 @@ function runTap(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
 }
 
 /** "N passed, M failed" from tap's closing `# { total: X, pass: Y, fail: Z }` line. */
-function summary(output: string, exit: number): string {
+function summary (output: string, exit: number): string {
   // eslint-disable-next-line no-control-regex
   const plain = output.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
   const last = [...plain.matchAll(/^# \{ (.*) \}\s*$/gm)].at(-1)

@@ -84,8 +84,14 @@ export async function commitBatch (tx: Queryable, items: readonly PendingSend[])
     }
     // created_at is filled in below, once the INSERT has answered
     const row: EventRow = {
-      conv_id: convId, seq, sender_id: senderId, client_msg_id: req.client_msg_id, type: req.type,
-      body: bodyOf(req), target_seq: 'target_seq' in req ? req.target_seq : null, created_at: ''
+      conv_id: convId,
+      seq,
+      sender_id: senderId,
+      client_msg_id: req.client_msg_id,
+      type: req.type,
+      body: bodyOf(req),
+      target_seq: 'target_seq' in req ? req.target_seq : null,
+      created_at: ''
     }
     inserts.push({ item, row })
     batchRows.set(idem, row)

@@ -22,6 +22,7 @@ function clientMsgIdOf (body: unknown): string | undefined {
 
 // An oversized payload is never parsed, but its client can only match the `too_large`
 // answer to its pending send by client_msg_id: look for it near the start of the bytes.
+// eslint-disable-next-line no-control-regex
 const LEADING_CLIENT_MSG_ID = /"client_msg_id"\s*:\s*"([^"\\\u0000-\u001f]{1,64})"/
 function leadingClientMsgId (payload: Buffer | string): string | undefined {
   const head = typeof payload === 'string' ? payload.slice(0, 512) : payload.subarray(0, 512).toString()

@@ -32,7 +32,7 @@ export async function insertDirect (tx: Queryable, id: string, createdBy: string
 }
 
 export async function insertGroup (tx: Queryable, id: string, createdBy: string, title: string): Promise<void> {
-  await tx.query(`INSERT INTO conversations (id, type, title, created_by) VALUES ($1, 'group', $2, $3)`, [id, title, createdBy])
+  await tx.query('INSERT INTO conversations (id, type, title, created_by) VALUES ($1, \'group\', $2, $3)', [id, title, createdBy])
 }
 
 /** Inserts the members not already in; answers the user ids actually added. */

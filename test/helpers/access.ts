@@ -2,7 +2,6 @@
 // conversations made directly in SQL (membership announced as the REST routes do), what
 // a client received, and a look into Aedes' session store.
 import { createConversation as createFixtureConversation } from './fixtures.js'
-import { randomUUID } from 'node:crypto'
 import net from 'node:net'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import type { MembershipChange } from '../../broker/membership.js'

@@ -9,10 +9,10 @@ export async function createConversation (node: Threadline, members: readonly st
   const id = randomUUID()
   const creator = members[0] as string
   await node.store.transaction(async (tx) => {
-    await tx.query(`INSERT INTO users (id, display_name) SELECT u, u FROM unnest($1::text[]) AS u ON CONFLICT DO NOTHING`, [members])
-    await tx.query(`INSERT INTO conversations (id, type, title, created_by, direct_key) VALUES ($1, $2, $3, $4, $5)`,
+    await tx.query('INSERT INTO users (id, display_name) SELECT u, u FROM unnest($1::text[]) AS u ON CONFLICT DO NOTHING', [members])
+    await tx.query('INSERT INTO conversations (id, type, title, created_by, direct_key) VALUES ($1, $2, $3, $4, $5)',
       [id, type, type === 'group' ? 'test group' : null, creator, type === 'direct' ? [...members].sort().join('|') : null])
-    await tx.query(`INSERT INTO members (conv_id, user_id, role) SELECT $1, u, CASE WHEN u = $2 THEN 'admin' ELSE 'member' END FROM unnest($3::text[]) AS u`,
+    await tx.query('INSERT INTO members (conv_id, user_id, role) SELECT $1, u, CASE WHEN u = $2 THEN \'admin\' ELSE \'member\' END FROM unnest($3::text[]) AS u',
       [id, creator, members])
   })
   await node.membership.announce({ conv_id: id, added: [...members], removed: [] })

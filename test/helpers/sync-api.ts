@@ -50,7 +50,11 @@ export async function buildTestApi (t: Pick<Test, 'teardown'>, store: Store, opt
   const auth = (user: string, name?: string): Record<string, string> =>
     ({ authorization: `Bearer ${tokens.sign({ sub: user, ...(name !== undefined ? { name } : {}) }, 3600)}` })
   return {
-    app, deps, tokens, published, auth,
+    app,
+    deps,
+    tokens,
+    published,
+    auth,
     call: async (user, injectOpts) => await app.inject({
       ...injectOpts,
       headers: { ...(user !== null ? auth(user) : {}), ...injectOpts.headers }

@@ -74,7 +74,7 @@ t.test('a forged sender_id is ignored: the broker stamps the sender from the tok
 })
 
 t.test('edits, deletes and reactions follow their rules', async (t) => {
-  const { node, alice, conv, a, b } = await startDirectChat(t, { store: 'pglite' })
+  const { conv, a, b } = await startDirectChat(t, { store: 'pglite' })
   const send = async (payload: object): Promise<Msg> => {
     const next = collect<Msg>(b, 1)
     await b.publishAsync(`conv/${conv}/send`, JSON.stringify(payload), { qos: 1 })

@@ -19,7 +19,7 @@ for (const store of ['pg', 'pglite'] as const) {
     const users = Array.from({ length: SENDERS }, (_, i) => userId(`s${i}`))
     const reader = userId('reader')
     const conv = await createConversation(node, [reader, ...users], 'group')
-    await node.store.query(`ALTER TABLE events ADD CONSTRAINT test_no_poison CHECK (body->>'text' IS DISTINCT FROM 'poison')`)
+    await node.store.query('ALTER TABLE events ADD CONSTRAINT test_no_poison CHECK (body->>\'text\' IS DISTINCT FROM \'poison\')')
 
     const r = await connectUser(t, node, reader, 'phone')
     await r.subscribeAsync(`user/${reader}/inbox`, { qos: 1 })

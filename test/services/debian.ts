@@ -6,7 +6,7 @@ import { UsageError, mustRun, run, which } from './util.js'
 export const isRoot = process.getuid?.() === 0
 
 /** bin dir of the newest Debian-packaged PostgreSQL (/usr/lib/postgresql/<major>/bin). */
-export function pgBinDir(): string | undefined {
+export function pgBinDir (): string | undefined {
   const base = '/usr/lib/postgresql'
   let versions: string[]
   try { versions = readdirSync(base) } catch { return undefined }
@@ -22,7 +22,7 @@ export const redisBin = () => which('redis-server')
  * Makes sure the server binaries we are about to start exist. As root (CI, containers) we
  * install them; otherwise we don't sudo behind the user's back and say what to do instead.
  */
-export async function ensurePackages(need: { postgres: boolean; redis: boolean }): Promise<void> {
+export async function ensurePackages (need: { postgres: boolean; redis: boolean }): Promise<void> {
   const missing: string[] = []
   if (need.postgres && !pgBinDir()) missing.push('postgresql')
   if (need.redis && !redisBin()) missing.push('redis-server')
@@ -40,7 +40,7 @@ export async function ensurePackages(need: { postgres: boolean; redis: boolean }
 }
 
 /** PostgreSQL refuses to run as root, so as root its server tools run as the postgres user. */
-export async function postgresOwner(): Promise<{ uid: number; gid: number } | undefined> {
+export async function postgresOwner (): Promise<{ uid: number; gid: number } | undefined> {
   if (!isRoot) return undefined
   if ((await run('id', ['-u', 'postgres'], { quiet: true })).code !== 0) {
     // Debian's postgresql package creates this user; a hand-built install may not have.
@@ -52,6 +52,6 @@ export async function postgresOwner(): Promise<{ uid: number; gid: number } | un
 }
 
 /** cmd/args to run a PostgreSQL server tool, wrapped in runuser when we are root. */
-export function asPostgres(cmd: string, args: string[]): [string, string[]] {
+export function asPostgres (cmd: string, args: string[]): [string, string[]] {
   return isRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]
 }

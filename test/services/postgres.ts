@@ -8,7 +8,7 @@ import { type Defer, freePort, mustRun, run } from './util.js'
 export const TEST_DATABASE = 'threadline_test'
 
 /** Starts the cluster, creates the test database and returns its DATABASE_URL. */
-export async function startPostgres(defer: Defer): Promise<string> {
+export async function startPostgres (defer: Defer): Promise<string> {
   const bin = pgBinDir()
   if (!bin) throw new Error('no PostgreSQL binaries under /usr/lib/postgresql')
   const dir = await mkdtemp(path.join(os.tmpdir(), 'threadline-pg-'))

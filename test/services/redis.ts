@@ -8,7 +8,7 @@ import { redisBin } from './debian.js'
 import { type Defer, freePort, sleep } from './util.js'
 
 /** true when a Redis at host:port answers PING with +PONG (not e.g. -LOADING). */
-export function ping(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+export function ping (host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise(resolve => {
     const sock = net.connect({ host, port })
     let reply = ''
@@ -29,7 +29,7 @@ export function ping(host: string, port: number, timeoutMs = 1000): Promise<bool
 }
 
 /** Starts redis-server as our child and returns its REDIS_URL once it answers PING. */
-export async function startRedis(defer: Defer): Promise<string> {
+export async function startRedis (defer: Defer): Promise<string> {
   const bin = redisBin()
   if (!bin) throw new Error('redis-server not found')
   // --dir: anything Redis might write stays in a dir we delete (nothing should be, with --save '').
@@ -61,6 +61,8 @@ export async function startRedis(defer: Defer): Promise<string> {
       clearTimeout(forced)
     }
     const deadline = Date.now() + 10_000
+    // `exited` is set by the child's exit listener while this loop awaits
+    // eslint-disable-next-line no-unmodified-loop-condition
     while (!exited && Date.now() < deadline) {
       if (await ping('127.0.0.1', port)) {
         defer(stop)

@@ -11,7 +11,7 @@ export class UsageError extends Error {}
 /** Registers cleanup work as soon as the thing it undoes exists; run.ts runs it in reverse. */
 export type Defer = (fn: () => Promise<unknown>) => void
 
-export function signalExitCode(signal: NodeJS.Signals | null): number {
+export function signalExitCode (signal: NodeJS.Signals | null): number {
   return 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)
 }
 
@@ -26,7 +26,7 @@ export interface RunOptions {
  * Runs a command to completion. Streamed output goes to our stderr, never stdout:
  * stdout carries the test report.
  */
-export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<{ code: number; output: string }> {
+export function run (cmd: string, args: string[], opts: RunOptions = {}): Promise<{ code: number; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
@@ -43,7 +43,7 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
 }
 
 /** Like run(), but a non-zero exit is an error carrying the command's output. */
-export async function mustRun(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
+export async function mustRun (cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
   const { code, output } = await run(cmd, args, opts)
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with code ${code}\n${output.trimEnd()}`)
   return output
@@ -53,7 +53,7 @@ export async function mustRun(cmd: string, args: string[], opts: RunOptions = {}
  * A free loopback port: bind port 0 and release it. Another process could grab it
  * before the service binds, so starters retry with a new port when startup fails.
  */
-export function freePort(): Promise<number> {
+export function freePort (): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer()
     srv.on('error', reject)
@@ -65,7 +65,7 @@ export function freePort(): Promise<number> {
 }
 
 /** Path of an executable on PATH (plus the sbin dirs, which non-login root shells may lack). */
-export function which(name: string): string | undefined {
+export function which (name: string): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/sbin']
   for (const dir of dirs) {
     if (!dir) continue
@@ -78,4 +78,4 @@ export function which(name: string): string | undefined {
   return undefined
 }
 
-export const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms))
+export const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms))
