@@ -86,11 +86,10 @@ export async function startThreadline (config: Config, log: Logger = createLogge
         dup: false
       }, done)
     }
-    // Redis commands fail after redisTimeoutMs, and a retained publish makes two of them
-    // (store, then PUBLISH): past that, nothing will call back any more
-    // In memory nothing waits on another process: Aedes' in-memory emitter always calls
-    // back (a slow reader is cut off, never waited for: patches/write-buffer.ts), so the
-    // hot path skips the bound there.
+    // With Redis a publish may never call back (a hung Redis); its commands fail after
+    // redisTimeoutMs and a retained publish makes two of them, so publishTimeoutMs bounds
+    // it. In memory nothing waits on another process (a slow reader is cut off, never
+    // waited for: patches/write-buffer.ts), so the hot path skips the bound there.
     const bounded = config.redisUrl !== null ? boundPublish(unbounded, publishTimeoutMs(config)) : null
     if (bounded !== null) cleanups.push(async () => bounded.stop())
     const publish = bounded?.publish ?? ((...args: PublishArgs): Promise<void> =>
