@@ -10,10 +10,9 @@ import { createLogger } from '../../broker/logger.js'
 import { MembershipCache } from '../../broker/membership.js'
 import { logMembershipChange, type ChangeKind } from '../../broker/membership-log.js'
 import type { Queryable, Row, Store } from '../../broker/store/index.js'
-import { isolatedRedisUrl } from '../helpers/cluster.js'
+import { redisBehindProxy } from '../helpers/cluster.js'
 import { within } from '../helpers/membership.js'
 import { forEachStore, openTestStore } from '../helpers/stores.js'
-import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const silent = createLogger('silent')
 
@@ -163,9 +162,7 @@ t.test('a log row that commits after a higher one is still applied', async (t) =
 
 t.test('while the cluster channel is down deliveries are withheld; once it is back the cache is read again', async (t) => {
   const store = await openTestStore(t, 'pg')
-  const redisUrl = await isolatedRedisUrl(t)
-  const redis = new URL(redisUrl)
-  const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
+  const { redisUrl, proxy } = await redisBehindProxy(t)
   const state = createBrokerState({ redisUrl: proxy.urlFor(redisUrl), offlineQueueMax: 1000, sessionExpiryS: 604800, redisTimeoutMs: 1000, logLevel: 'silent' }, silent)
   const broker = await Aedes.createBroker({ persistence: state.persistence, mq: state.mq })
   t.teardown(async () => {

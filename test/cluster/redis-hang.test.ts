@@ -6,11 +6,10 @@
 // deliveries between A and B resume without a restart, and nothing is delivered twice.
 import t from 'tap'
 import mqtt, { type MqttClient } from 'mqtt'
-import { isolatedRedisUrl } from '../helpers/cluster.js'
+import { redisBehindProxy } from '../helpers/cluster.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
 import { connectUser, startNode, token } from '../helpers/node.js'
 import { createDatabase } from '../helpers/pg-database.js'
-import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 interface Envelope { t: string, conv_id: string, seq: number, client_msg_id: string }
 
@@ -58,9 +57,7 @@ async function untilDelivered (from: MqttClient, to: MqttClient, conv: string, t
 t.test('a hung Redis stops neither sends nor local delivery, and the cluster recovers by itself', async (t) => {
   const db = await createDatabase()
   t.teardown(db.drop)
-  const redisUrl = await isolatedRedisUrl(t)
-  const redis = new URL(redisUrl)
-  const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
+  const { redisUrl, proxy } = await redisBehindProxy(t)
   const env = { THREADLINE_SEND_RATE: '1000000', THREADLINE_SEND_BURST: '1000000', THREADLINE_REDIS_TIMEOUT_MS: '500' }
   const a = await startNode(t, { databaseUrl: db.url, env: { ...env, REDIS_URL: redisUrl } })
   const b = await startNode(t, { databaseUrl: db.url, env: { ...env, REDIS_URL: proxy.urlFor(redisUrl) } })

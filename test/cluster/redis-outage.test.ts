@@ -6,11 +6,10 @@
 import net from 'node:net'
 import t from 'tap'
 import type { MqttClient } from 'mqtt'
-import { isolatedRedisUrl } from '../helpers/cluster.js'
+import { redisBehindProxy } from '../helpers/cluster.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
 import { collect, connectUser, startNode } from '../helpers/node.js'
 import { createDatabase } from '../helpers/pg-database.js'
-import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { waitFor } from '../helpers/wait.js'
 
 interface Envelope { t: string, conv_id: string, seq: number, sender_id: string, client_msg_id: string }
@@ -21,9 +20,7 @@ const send = (client: MqttClient, conv: string, id: string): Promise<unknown> =>
 t.test('a removal announced while node B is cut off from Redis is not missed by B', async (t) => {
   const db = await createDatabase()
   t.teardown(db.drop)
-  const redisUrl = await isolatedRedisUrl(t)
-  const redis = new URL(redisUrl)
-  const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
+  const { redisUrl, proxy } = await redisBehindProxy(t)
   const a = await startNode(t, { databaseUrl: db.url, env: { REDIS_URL: redisUrl } })
   // B reaches Redis only through the proxy: its persistence, publisher and subscriber
   const b = await startNode(t, { databaseUrl: db.url, env: { REDIS_URL: proxy.urlFor(redisUrl) } })
@@ -80,7 +77,7 @@ t.test('a removal announced while node B is cut off from Redis is not missed by 
   await b.close()
   await a.close()
   await proxy.close()
-  const redisPorts = new Set([Number(redis.port), proxy.port])
+  const redisPorts = new Set([Number(new URL(redisUrl).port), proxy.port])
   const lingering = (): string[] => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()
     .filter((h): h is net.Socket => h instanceof net.Socket && redisPorts.has(h.remotePort ?? -1) && !h.destroyed)
     .map(s => `${s.localPort ?? '?'}→${s.remotePort ?? '?'}`)

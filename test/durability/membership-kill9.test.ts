@@ -8,13 +8,12 @@
 // cannot reach, and A is killed as soon as the commit is visible in the store.
 import t from 'tap'
 import { emitterOf } from '../../broker/membership.js'
-import { isolatedRedisUrl } from '../helpers/cluster.js'
+import { redisBehindProxy } from '../helpers/cluster.js'
 import { userId } from '../helpers/fixtures.js'
 import { untilForward, within } from '../helpers/membership.js'
 import { connectUser, startNode, tempDir, TEST_SECRET, token } from '../helpers/node.js'
 import { createDatabase } from '../helpers/pg-database.js'
 import { spawnServer, type ServerProcess } from '../helpers/spawn-node.js'
-import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 /** A REST call to the child process as `user` (tokens share the test secret). */
 async function rest (server: ServerProcess, bearer: string, method: 'POST' | 'DELETE', path: string, body?: object): Promise<{ status: number, body: Record<string, unknown> }> {
@@ -30,9 +29,7 @@ async function rest (server: ServerProcess, bearer: string, method: 'POST' | 'DE
 t.test('kill -9 of the node that removed a member, before it announced it: the other node still cuts the member off', async (t) => {
   const db = await createDatabase()
   t.teardown(db.drop)
-  const redisUrl = await isolatedRedisUrl(t)
-  const redis = new URL(redisUrl)
-  const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
+  const { redisUrl, proxy } = await redisBehindProxy(t)
   const a = await spawnServer(t, {
     env: { DATABASE_URL: db.url, REDIS_URL: proxy.urlFor(redisUrl), THREADLINE_JWT_SECRET: TEST_SECRET, THREADLINE_DATA_DIR: await tempDir(t) }
   })

@@ -4,12 +4,21 @@ import type { Threadline } from '../../broker/server.js'
 import { startNode } from './node.js'
 import { createDatabase } from './pg-database.js'
 import { leaseRedisUrl } from './redis-db.js'
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js'
 
 interface Teardownable { teardown(fn: () => unknown): void }
 
 /** REDIS_URL with a Redis database of its own for `t`'s lifetime (see redis-db.ts). */
 export async function isolatedRedisUrl (t: Teardownable): Promise<string> {
   return await leaseRedisUrl(t)
+}
+
+/** An isolated Redis database, and a proxy in front of it that a test can cut or hang. */
+export async function redisBehindProxy (t: Teardownable): Promise<{ redisUrl: string, proxy: TcpProxy }> {
+  const redisUrl = await isolatedRedisUrl(t)
+  const redis = new URL(redisUrl)
+  const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
+  return { redisUrl, proxy }
 }
 
 export interface Cluster {

@@ -10,8 +10,7 @@ import t from 'tap'
 import { Aedes } from 'aedes'
 import { createBrokerState } from '../../../broker/broker-state.js'
 import { createLogger } from '../../../broker/logger.js'
-import { isolatedRedisUrl } from '../../helpers/cluster.js'
-import { startTcpProxy } from '../../helpers/tcp-proxy.js'
+import { redisBehindProxy } from '../../helpers/cluster.js'
 import { withTimeout } from '../../helpers/wait.js'
 
 t.test('Aedes still reads retained messages through .pipe() with no error listener (what the patch is for)', async (t) => {
@@ -22,9 +21,7 @@ t.test('Aedes still reads retained messages through .pipe() with no error listen
 })
 
 t.test('a retained-message read that fails while Redis hangs ends the stream instead of the node', async (t) => {
-  const redisUrl = await isolatedRedisUrl(t)
-  const redis = new URL(redisUrl)
-  const proxy = await startTcpProxy(t, { host: redis.hostname, port: Number(redis.port) })
+  const { redisUrl, proxy } = await redisBehindProxy(t)
   const state = createBrokerState({ redisUrl: proxy.urlFor(redisUrl), offlineQueueMax: 1000, sessionExpiryS: 604800, redisTimeoutMs: 200, logLevel: 'silent' }, createLogger('silent'))
   const broker = await Aedes.createBroker({ persistence: state.persistence, mq: state.mq })
   t.teardown(async () => {
