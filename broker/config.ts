@@ -2,6 +2,8 @@
 // validated here once at startup; a wrong value stops startup with a message that
 // names the variable. The result is frozen and passed down as options.
 import path from 'node:path'
+import type { ThreadlinePlugin } from './plugin.js'
+import { PLUGINS } from './plugins.js'
 
 export type OpenTopicsPolicy = 'none' | 'authenticated' | 'anonymous'
 
@@ -34,6 +36,19 @@ export interface Config {
   /** how long a Redis command may go unanswered before it fails (a hung Redis must not stall the node) */
   readonly redisTimeoutMs: number
   readonly logLevel: string
+  /** each plugin's own options, parsed by its `config` (see ThreadlinePlugin), by plugin name */
+  readonly plugins: Readonly<Record<string, unknown>>
+}
+
+/** The readers every variable is parsed with; plugins get them for their own variables. */
+export interface EnvReader {
+  /** the trimmed value, undefined when unset or blank */
+  text(name: string): string | undefined
+  /** a whole number in [min, max] */
+  integer(name: string, fallback: number, min: number, max: number): number
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T
+  /** a URL with one of the protocols (`'redis:'`), null when unset */
+  url(name: string, protocols: readonly string[]): string | null
 }
 
 export class ConfigError extends Error {
@@ -96,7 +111,17 @@ function url (env: Env, name: string, protocols: readonly string[]): string | nu
   return raw
 }
 
-export function loadConfig (env: Env = process.env): Config {
+export function envReader (env: Env): EnvReader {
+  return {
+    text: (name) => text(env, name),
+    integer: (name, fallback, min, max) => integer(env, name, fallback, min, max),
+    oneOf: (name, allowed, fallback) => oneOf(env, name, allowed, fallback),
+    url: (name, protocols) => url(env, name, protocols)
+  }
+}
+
+/** `plugins`: whose sections to parse; the node's plugin list unless a test brings its own. */
+export function loadConfig (env: Env = process.env, plugins: ReadonlyArray<ThreadlinePlugin<unknown>> = PLUGINS): Config {
   const jwtSecret = text(env, 'THREADLINE_JWT_SECRET') ?? null
   // HS256 with a key shorter than its 256-bit output can be brute-forced offline from any
   // one token (RFC 7518 §3.2 asks for at least 256 bits)
@@ -134,6 +159,16 @@ export function loadConfig (env: Env = process.env): Config {
     // 1 s upwards so tests can watch a session expire; 10 years is "never" in practice
     sessionExpiryS: integer(env, 'THREADLINE_SESSION_EXPIRY_S', 604_800, 1, 315_360_000),
     redisTimeoutMs: integer(env, 'THREADLINE_REDIS_TIMEOUT_MS', 1000, 50, 60_000),
-    logLevel: oneOf(env, 'THREADLINE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info')
+    logLevel: oneOf(env, 'THREADLINE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    plugins: pluginSections(env, plugins)
   })
+}
+
+function pluginSections (env: Env, plugins: ReadonlyArray<ThreadlinePlugin<unknown>>): Readonly<Record<string, unknown>> {
+  const reader = envReader(env)
+  const sections: Record<string, unknown> = {}
+  for (const plugin of plugins) {
+    if (plugin.config !== undefined) sections[plugin.name] = Object.freeze(plugin.config(reader))
+  }
+  return Object.freeze(sections)
 }

@@ -80,6 +80,7 @@ export class MembershipCache {
   #resyncing: Promise<void> | null = null
   readonly #waiters = { stale: [] as Array<() => void>, fresh: [] as Array<() => void> }
   #detached = false
+  readonly #changeListeners: Array<(change: MembershipChange) => void> = []
 
   readonly #now: Clock
 
@@ -216,6 +217,18 @@ export class MembershipCache {
     })
   }
 
+  /**
+   * Listens for membership changes as this node learns them (its own, announced by
+   * other nodes, or read from the change log): once per change and node.
+   */
+  onChange (listener: (change: MembershipChange) => void): () => void {
+    this.#changeListeners.push(listener)
+    return () => {
+      const i = this.#changeListeners.indexOf(listener)
+      if (i >= 0) this.#changeListeners.splice(i, 1)
+    }
+  }
+
   /** Reads the change log now (after a read in progress, if any); rejects when the store fails. */
   catchUp (): Promise<void> {
     return this.#catchUp.run()
@@ -244,6 +257,15 @@ export class MembershipCache {
     }
     for (const userId of change.added) this.#users.get(userId)?.convs.add(change.conv_id)
     for (const userId of change.removed) this.#users.get(userId)?.convs.delete(change.conv_id)
+    // a forced apply replays a change the listeners already heard
+    if (force) return
+    for (const listener of this.#changeListeners) {
+      try {
+        listener(change)
+      } catch (err) {
+        this.#log.error({ err, conv_id: change.conv_id }, 'membership change listener failed')
+      }
+    }
   }
 
   /** Reads every cached user's conversations again, after the cluster channel came back. */

@@ -1,27 +1,21 @@
-// The one place plugins are wired into Aedes. Aedes has one slot per hook; the registry
-// keeps a list per hook, checks declared dependencies, and composes each list into the
-// single callback Aedes takes (first denial wins).
+// The one place plugins are wired into Aedes, the send service and the sidecar. Aedes
+// has one slot per hook; the registry keeps a list per hook, checks declared
+// dependencies, and composes each list into the single callback Aedes takes (first
+// denial wins). Lifecycle hooks are fanned out to every plugin that has one.
 import type { Aedes, AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes'
+import type { FastifyPluginAsync } from 'fastify'
 import type { ConnectInfo, Hooks, MaybePromise, PluginContext, Teardown, ThreadlinePlugin } from './plugin.js'
 import { ConnectRefusal } from './plugin.js'
+import { noteTakeover, trackLifecycle } from './lifecycle.js'
+import { answerInOrder, isPromise, runInOrder } from './publish-order.js'
+import type { SendService } from '../core/messages/send-service.js'
 
 type HookLists = { [K in keyof Hooks]-?: Array<NonNullable<Hooks[K]>> }
 
 const ORIGINAL_CLIENT_ID = Symbol('threadline.originalClientId')
-const ACK_TAIL = Symbol('threadline.ackTail')
-type ClientWithConnectInfo = Client & { [ORIGINAL_CLIENT_ID]?: string, [ACK_TAIL]?: Promise<void> | null }
+type ClientWithConnectInfo = Client & { [ORIGINAL_CLIENT_ID]?: string }
 
-function isPromise<T> (v: MaybePromise<T>): v is Promise<T> {
-  return typeof (v as Promise<T> | undefined)?.then === 'function'
-}
-
-/**
- * Runs hooks in order and stays synchronous for as long as they answer synchronously.
- * That matters: Aedes dispatches all packets of one socket read concurrently, so a
- * hook chain that always hopped through the microtask queue could still keep order,
- * but one that awaits real I/O for one packet and not for the next would reorder
- * them. Sync hooks make "arrival order in = arrival order out" hold by construction.
- */
+/** Runs hooks in order, synchronously for as long as they answer synchronously. */
 function runChain<A extends unknown[]> (fns: Array<(...args: A) => MaybePromise<void>>, args: A, done: (err: Error | null) => void): void {
   let i = 0
   const next = (): void => {
@@ -42,35 +36,18 @@ function runChain<A extends unknown[]> (fns: Array<(...args: A) => MaybePromise<
   next()
 }
 
-/**
- * [MQTT-4.6.0-2]: PUBACKs leave in the order the PUBLISHes came. Aedes acknowledges
- * when authorizePublish calls back, and a send waiting for its commit calls back later
- * than a rejected one behind it would, so a packet's answer waits for the answer of
- * the packet before it. Packets answered synchronously with nothing pending skip this.
- */
-function inArrivalOrder (client: ClientWithConnectInfo, run: (cb: (err: Error | null) => void) => void, callback: (err: Error | null) => void): void {
-  const before = client[ACK_TAIL] ?? null
-  let outcome: { err: Error | null } | undefined
-  let wake: ((o: { err: Error | null }) => void) | undefined
-  run((err) => {
-    if (wake) wake({ err })
-    else outcome = { err }
-  })
-  if (outcome !== undefined && before === null) return callback(outcome.err)
-  const mine = (async () => {
-    const o = outcome ?? await new Promise<{ err: Error | null }>(resolve => { wake = resolve })
-    if (before !== null) await before
-    callback(o.err)
-  })()
-  client[ACK_TAIL] = mine
-  void mine.finally(() => { if (client[ACK_TAIL] === mine) client[ACK_TAIL] = null })
+/** What the registry wires besides Aedes' hooks. */
+export interface Wiring {
+  /** the send path, whose committed batches feed eventsCommitted */
+  readonly sends: Pick<SendService, 'onCommitted'>
 }
 
 export class PluginRegistry {
-  readonly #plugins: ThreadlinePlugin[] = []
+  readonly #plugins: Array<ThreadlinePlugin<unknown>> = []
   readonly #teardowns: Teardown[] = []
+  readonly #routes: FastifyPluginAsync[] = []
 
-  register (plugin: ThreadlinePlugin): this {
+  register (plugin: ThreadlinePlugin<unknown>): this {
     if (this.#plugins.some(p => p.name === plugin.name)) throw new Error(`plugin ${plugin.name} registered twice`)
     for (const dep of plugin.dependencies ?? []) {
       if (!this.#plugins.some(p => p.name === dep)) {
@@ -83,23 +60,72 @@ export class PluginRegistry {
 
   get names (): string[] { return this.#plugins.map(p => p.name) }
 
-  /** Sets every plugin up in order, then installs the composed hooks on the broker. */
-  async start (broker: Aedes, ctx: PluginContext): Promise<void> {
-    const lists: HookLists = { authenticate: [], authorizePublish: [], authorizeSubscribe: [], authorizeForward: [] }
+  /**
+   * Sets every plugin up in order (each gets its options from config.plugins), then
+   * installs the composed hooks on the broker and subscribes the lifecycle hooks.
+   */
+  async start (broker: Aedes, ctx: PluginContext, wiring: Wiring): Promise<void> {
+    const lists: HookLists = {
+      authenticate: [],
+      authorizePublish: [],
+      authorizeSubscribe: [],
+      authorizeForward: [],
+      clientReady: [],
+      clientGone: [],
+      eventsCommitted: [],
+      membershipChanged: []
+    }
     for (const plugin of this.#plugins) {
-      const teardown = await plugin.setup?.(ctx)
+      const options = optionsOf(plugin, ctx)
+      const teardown = await plugin.setup?.(ctx, options)
       if (teardown) this.#teardowns.push(teardown)
-      const hooks = plugin.hooks?.(ctx) ?? {}
+      const hooks = plugin.hooks?.(ctx, options) ?? {}
       for (const key of Object.keys(lists) as Array<keyof Hooks>) {
         const hook = hooks[key]
         if (hook) (lists[key] as unknown[]).push(hook)
       }
+      const routes = plugin.routes?.(ctx, options)
+      if (routes) this.#routes.push(routes)
     }
     install(broker, lists, ctx)
+    const log = ctx.log.child({ part: 'plugins' })
+    trackLifecycle(broker, {
+      ready: (client) => tell(log, 'clientReady', lists.clientReady, [client]),
+      gone: (client, reason) => tell(log, 'clientGone', lists.clientGone, [client, reason])
+    })
+    if (lists.eventsCommitted.length > 0) {
+      this.#teardowns.push(wiring.sends.onCommitted((events) => tell(log, 'eventsCommitted', lists.eventsCommitted, [events])))
+    }
+    if (lists.membershipChanged.length > 0) {
+      this.#teardowns.push(ctx.membership.onChange((change) => tell(log, 'membershipChanged', lists.membershipChanged, [change])))
+    }
   }
+
+  /** The plugins' REST routes, for the sidecar to mount under /v1 (after start). */
+  get routes (): readonly FastifyPluginAsync[] { return this.#routes }
 
   async stop (): Promise<void> {
     for (const teardown of this.#teardowns.splice(0).reverse()) await teardown()
+  }
+}
+
+function optionsOf (plugin: ThreadlinePlugin<unknown>, ctx: PluginContext): unknown {
+  if (plugin.config === undefined) return undefined
+  if (!(plugin.name in ctx.config.plugins)) {
+    throw new Error(`plugin ${plugin.name} has configuration that was not loaded: pass the plugin list to loadConfig`)
+  }
+  return ctx.config.plugins[plugin.name]
+}
+
+/** Calls every listener; a failure is logged and stops nobody else. */
+function tell<A extends unknown[]> (log: PluginContext['log'], hook: string, listeners: ReadonlyArray<(...args: A) => MaybePromise<void>>, args: A): void {
+  for (const listener of listeners) {
+    try {
+      const r = listener(...args)
+      if (isPromise(r)) r.catch((err: unknown) => log.error({ err, hook }, 'plugin hook failed'))
+    } catch (err) {
+      log.error({ err, hook }, 'plugin hook failed')
+    }
   }
 }
 
@@ -119,7 +145,10 @@ function install (broker: Aedes, lists: HookLists, ctx: PluginContext): void {
       password: password ?? undefined
     }
     runChain(lists.authenticate, [client, info], (err) => {
-      if (err === null) return callback(null, true)
+      if (err === null) {
+        noteTakeover(broker, client)
+        return callback(null, true)
+      }
       const returnCode = err instanceof ConnectRefusal ? err.returnCode : 3
       if (!(err instanceof ConnectRefusal)) ctx.log.error({ err, clientId: client.id }, 'authenticate failed')
       callback(Object.assign(err, { returnCode }), false)
@@ -130,7 +159,7 @@ function install (broker: Aedes, lists: HookLists, ctx: PluginContext): void {
     // Keep Aedes' own protection of $SYS/ (its default authorizePublish)
     if (packet.topic.startsWith('$SYS/')) return callback(new Error('$SYS/ topic is reserved'))
     if (client === null) return callback(null) // wills and broker-originated packets
-    inArrivalOrder(client as ClientWithConnectInfo, (cb) => runChain(lists.authorizePublish, [client, packet as PublishPacket], cb), callback)
+    answerInOrder(client, (cb) => runInOrder(lists.authorizePublish, [client, packet as PublishPacket], cb), callback)
   }
 
   broker.authorizeSubscribe = (client, sub, callback) => {

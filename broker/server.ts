@@ -7,22 +7,19 @@ import type { Config } from './config.js'
 import { createLogger, type Logger } from './logger.js'
 import { MembershipCache } from './membership.js'
 import { PluginRegistry } from './registry.js'
-import type { PluginContext } from './plugin.js'
+import type { PluginContext, ThreadlinePlugin } from './plugin.js'
+import { PLUGINS } from './plugins.js'
 import { openStore, type Store } from './store/index.js'
 import { createBrokerState } from './broker-state.js'
 import { boundPublish } from './bounded-publish.js'
 import { attachWebSocket, listenTcp } from './listeners.js'
 import { dropRawChatPackets } from './patches/drop-raw-chat-packets.js'
 import { paceSessionReplay } from './patches/write-buffer.js'
-import { authPlugin, TOKENS_SERVICE } from '../plugins/auth/index.js'
-import { aclPlugin } from '../plugins/acl/index.js'
-import { messagesPlugin, SEND_SERVICE, type SendService } from '../plugins/messages/index.js'
 import { resolveJwtSecret } from '../plugins/auth/secret.js'
-import { createTokenService, type TokenService } from '../core/tokens.js'
+import { createTokenService, TOKENS_SERVICE, type TokenService } from '../core/tokens.js'
+import { SEND_SERVICE, SendService } from '../core/messages/send-service.js'
+import { Services } from '../core/services.js'
 import { buildApp } from '../sync-api/app.js'
-
-/** Every plugin, in dependency order: the one list a new plugin adds itself to. */
-export const PLUGINS = [authPlugin, aclPlugin, messagesPlugin]
 
 export interface Threadline {
   readonly config: Config
@@ -34,13 +31,20 @@ export interface Threadline {
   readonly membership: MembershipCache
   /** the one send path (MQTT and HTTP) */
   readonly sends: SendService
+  /** what the plugins provide each other (typed by the keys in core/) */
+  readonly services: Services
   readonly mqttPort: number
   readonly httpPort: number
   /** Graceful: stop accepting, finish in-flight sends, close sessions, close the store. */
   close(): Promise<void>
 }
 
-export async function startThreadline (config: Config, log: Logger = createLogger(config.logLevel)): Promise<Threadline> {
+export interface StartOptions {
+  /** the node's plugins (broker/plugins.ts); a test adds its own here and to loadConfig */
+  readonly plugins?: ReadonlyArray<ThreadlinePlugin<unknown>>
+}
+
+export async function startThreadline (config: Config, log: Logger = createLogger(config.logLevel), opts: StartOptions = {}): Promise<Threadline> {
   const store = await openStore(config, log)
   const cleanups: Array<() => Promise<void>> = [() => store.close()]
   const unwind = async (): Promise<void> => {
@@ -95,13 +99,16 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     const publish = bounded?.publish ?? ((...args: PublishArgs): Promise<void> =>
       new Promise((resolve, reject) => unbounded(args, (err) => (err ? reject(err) : resolve()))))
 
-    const services = new Map<string, unknown>([[TOKENS_SERVICE, tokens]])
+    const sends = new SendService(store, (topic, payload) => publish(topic, payload), log.child({ part: 'sends' }))
+    cleanups.push(() => sends.drain())
+    const services = new Services()
+    services.provide(TOKENS_SERVICE, tokens)
+    services.provide(SEND_SERVICE, sends)
     const ctx: PluginContext = { config, log, store, broker, membership, publish, services }
     const registry = new PluginRegistry()
-    for (const plugin of PLUGINS) registry.register(plugin)
-    await registry.start(broker, ctx)
+    for (const plugin of opts.plugins ?? PLUGINS) registry.register(plugin)
+    await registry.start(broker, ctx, { sends })
     cleanups.push(() => registry.stop())
-    const sends = services.get(SEND_SERVICE) as SendService
 
     const app = await buildApp({
       config,
@@ -111,6 +118,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       membership,
       publish,
       sends,
+      routes: registry.routes,
       checks: state.ping !== null ? [{ name: 'redis', check: state.ping }] : []
     })
     cleanups.push(() => app.close())
@@ -135,6 +143,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       tokens,
       membership,
       sends,
+      services,
       mqttPort,
       httpPort,
       close: () => (closing ??= (async () => {

@@ -2,6 +2,7 @@
 import { createSigner, createVerifier } from 'fast-jwt'
 import { isId } from '../schemas/ids.js'
 import { unstorableReason } from '../schemas/storable.js'
+import { serviceKey } from './services.js'
 
 /** DESIGN.md §2: what a token may do */
 export type Role = 'user' | 'integrator' | 'admin'
@@ -108,3 +109,6 @@ export function parseTtl (text: string): number {
   if (n <= 0) throw new TokenError('--ttl must be positive')
   return n
 }
+
+/** The node's token service (verify at CONNECT and on HTTP, sign for the CLI and tests). */
+export const TOKENS_SERVICE = serviceKey<TokenService>('tokens')

@@ -35,6 +35,7 @@ export async function buildApp (deps: SyncApiDeps): Promise<FastifyInstance> {
     for (const routes of [conversationsRoutes, membersRoutes, eventsRoutes, messagesRoutes]) {
       await v1.register(routes, { deps, prefix: '/conversations' })
     }
+    for (const routes of deps.routes ?? []) await v1.register(routes)
   }, { prefix: '/v1' })
   // callers only listen, inject and close: the plain instance type spares them the
   // type provider and pino generics

@@ -1,5 +1,6 @@
 // What the sidecar needs from the broker process. broker/server.ts builds it; tests
 // build it the same way (no mocks of our own parts).
+import type { FastifyPluginAsync } from 'fastify'
 import type { Config } from '../broker/config.js'
 import type { Logger } from '../broker/logger.js'
 import type { MembershipCache } from '../broker/membership.js'
@@ -16,6 +17,8 @@ export interface SyncApiDeps {
   readonly membership: MembershipCache
   /** Publishes a broker-originated QoS 1 packet (membership envelopes to inboxes, say). */
   publish(topic: string, payload: Buffer | string): Promise<void>
+  /** REST routes the broker plugins bring, mounted under /v1 behind the bearer-token check */
+  readonly routes?: readonly FastifyPluginAsync[]
   /** Readiness of parts besides the store (Redis), for /readyz. */
   readonly checks: ReadonlyArray<{ name: string, check: () => Promise<void> }>
 }

@@ -10,6 +10,10 @@ import { toEnvelope } from './envelopes.js'
 import { commitBatch, type CommitResult, type PendingSend } from './event-store.js'
 import { GroupCommitter } from './group-commit.js'
 import { checkConvId, parseSend } from './parse-send.js'
+import { serviceKey } from '../services.js'
+
+/** The one send path of a node: plugins/messages (MQTT) and the REST side use it. */
+export const SEND_SERVICE = serviceKey<SendService>('sends')
 
 export type Publish = (topic: string, payload: Buffer) => Promise<void>
 
@@ -18,6 +22,16 @@ interface FanOut { created: boolean, envelope: EventEnvelope, payload: Buffer, t
 type Committed =
   | { kind: 'done', created: boolean, envelope: EventEnvelope }
   | { kind: 'rejected', error: ThreadlineError }
+
+/** A newly stored event, as the events-committed hook sees it. */
+export interface CommittedEvent {
+  readonly envelope: EventEnvelope
+  /** the conversation's members when the event was stored, sender included */
+  readonly members: readonly string[]
+}
+
+/** Called once per committed batch that stored something, after the commit and off the PUBACK path. */
+export type CommittedListener = (events: readonly CommittedEvent[]) => void
 
 export interface SendOutcome {
   /** false when this was a retry of an already stored send */
@@ -47,6 +61,7 @@ export class SendService {
   #fanoutInFlight = 0
   #fanoutPeak = 0
   #roomWaiters: Array<() => void> = []
+  readonly #committedListeners: CommittedListener[] = []
 
   constructor (store: Store, publish: Publish, log: Logger) {
     this.#store = store
@@ -58,6 +73,7 @@ export class SendService {
       // 256-member group would otherwise put 128,000 publishes in flight at once. A send's
       // answer (its PUBACK) waits for its room, which is what slows senders down.
       const out: Committed[] = []
+      const stored: CommittedEvent[] = []
       for (let i = 0; i < items.length; i++) {
         const result = results[i] as CommitResult
         if (result.kind === 'rejected') {
@@ -65,9 +81,11 @@ export class SendService {
           continue
         }
         const fanOut = this.#fanOutOf(items[i] as PendingSend, result)
+        if (result.kind === 'stored') stored.push({ envelope: fanOut.envelope, members: result.members })
         if (!this.#fits(fanOut.topics.length)) await this.#room(fanOut.topics.length)
         out.push(this.#start(fanOut))
       }
+      if (stored.length > 0 && this.#committedListeners.length > 0) this.#announceCommitted(stored)
       return out
     }, { maxQueued: MAX_QUEUED_SENDS, laneOf: item => item.lane })
   }
@@ -96,6 +114,31 @@ export class SendService {
         this.#log.error({ err }, 'send commit failed')
         throw new ThreadlineError('unavailable', 'the send could not be stored; retry')
       })
+  }
+
+  /** Listens for committed batches (the plugins' eventsCommitted hook); answers how to stop. */
+  onCommitted (listener: CommittedListener): () => void {
+    this.#committedListeners.push(listener)
+    return () => {
+      const i = this.#committedListeners.indexOf(listener)
+      if (i >= 0) this.#committedListeners.splice(i, 1)
+    }
+  }
+
+  /**
+   * After the batch's answers: setImmediate runs once the promise callbacks that send
+   * the PUBACKs have, so a listener's work never delays an acknowledgement.
+   */
+  #announceCommitted (events: readonly CommittedEvent[]): void {
+    setImmediate(() => {
+      for (const listener of this.#committedListeners) {
+        try {
+          listener(events)
+        } catch (err) {
+          this.#log.error({ err }, 'events-committed listener failed')
+        }
+      }
+    })
   }
 
   /** sends accepted and not answered yet */

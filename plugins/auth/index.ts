@@ -4,11 +4,10 @@ import type { Client } from 'aedes'
 import type { ThreadlinePlugin, PluginContext, ConnectInfo } from '../../broker/plugin.js'
 import { ConnectRefusal } from '../../broker/plugin.js'
 import { setIdentity, type Identity } from '../../broker/identity.js'
+import { markGone } from '../../broker/lifecycle.js'
 import { isId } from '../../schemas/ids.js'
-import { TokenError, type TokenService } from '../../core/tokens.js'
+import { TOKENS_SERVICE, TokenError, type TokenService } from '../../core/tokens.js'
 import { upsertTokenUser } from '../../core/users.js'
-
-export const TOKENS_SERVICE = 'auth.tokens'
 
 // setTimeout's ceiling; a longer-lived token re-arms its timer when this fires
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -45,7 +44,10 @@ function disconnectAtExpiry (client: Client, expiresAt: number): () => void {
   let timer: NodeJS.Timeout
   const arm = (): void => {
     const left = expiresAt - Date.now()
-    if (left <= 0) return client.close()
+    if (left <= 0) {
+      markGone(client, 'token_expired')
+      return client.close()
+    }
     timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS))
     timer.unref()
   }
@@ -56,7 +58,7 @@ function disconnectAtExpiry (client: Client, expiresAt: number): () => void {
 export const authPlugin: ThreadlinePlugin = {
   name: 'auth',
   hooks: (ctx) => {
-    const tokens = ctx.services.get(TOKENS_SERVICE) as TokenService
+    const tokens = ctx.services.get(TOKENS_SERVICE)
     const log = ctx.log.child({ plugin: 'auth' })
     return {
       async authenticate (client, info) {

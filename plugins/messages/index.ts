@@ -9,11 +9,7 @@ import { ThreadlineError } from '../../schemas/index.js'
 import { inboxTopic, parseChatTopic } from '../../core/topics.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
 import { parseJsonPayload } from '../../core/messages/parse-send.js'
-import { SendService } from '../../core/messages/send-service.js'
-
-export const SEND_SERVICE = 'messages.send'
-
-export { SendService } from '../../core/messages/send-service.js'
+import { SEND_SERVICE, type SendService } from '../../core/messages/send-service.js'
 
 function clientMsgIdOf (body: unknown): string | undefined {
   const id = (body as { client_msg_id?: unknown } | null)?.client_msg_id
@@ -56,13 +52,8 @@ function handleSend (ctx: PluginContext, service: SendService, client: Client, p
 export const messagesPlugin: ThreadlinePlugin = {
   name: 'messages',
   dependencies: ['auth', 'acl'],
-  async setup (ctx) {
-    const service = new SendService(ctx.store, (topic, payload) => ctx.publish(topic, payload), ctx.log.child({ plugin: 'messages' }))
-    ctx.services.set(SEND_SERVICE, service)
-    return async () => { await service.drain() }
-  },
-  hooks: (ctx) => {
-    const service = ctx.services.get(SEND_SERVICE) as SendService
+  hooks (ctx) {
+    const service = ctx.services.get(SEND_SERVICE)
     return {
       authorizePublish (client, packet) {
         const topic = parseChatTopic(packet.topic)

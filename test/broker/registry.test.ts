@@ -10,6 +10,7 @@ import { listenTcp } from '../../broker/listeners.js'
 import { createLogger } from '../../broker/logger.js'
 import { ConnectRefusal, type PluginContext, type ThreadlinePlugin } from '../../broker/plugin.js'
 import { PluginRegistry } from '../../broker/registry.js'
+import { Services } from '../../core/services.js'
 import { closed, suback } from '../helpers/access.js'
 import { withTimeout } from '../helpers/wait.js'
 
@@ -18,11 +19,12 @@ interface Teardownable { teardown(fn: () => unknown): void }
 /** An Aedes broker with `plugins` installed through the registry, listening on 127.0.0.1:0. */
 async function brokerWith (t: Teardownable, plugins: ThreadlinePlugin[]): Promise<{ broker: Aedes, url: string, registry: PluginRegistry }> {
   const broker = await Aedes.createBroker()
-  // the registry reads only the logger of its context; the rest belongs to real plugins
-  const ctx = { config: loadConfig({}), log: createLogger('silent'), services: new Map() } as unknown as PluginContext
+  // the registry reads only the config and logger of its context here; the rest (and
+  // the send path's committed batches, test/plugins/) belongs to real nodes
+  const ctx = { config: loadConfig({}), log: createLogger('silent'), services: new Services() } as unknown as PluginContext
   const registry = new PluginRegistry()
   for (const plugin of plugins) registry.register(plugin)
-  await registry.start(broker, ctx)
+  await registry.start(broker, ctx, { sends: { onCommitted: () => () => {} } })
   const config = loadConfig({})
   const server: net.Server = await listenTcp(broker, 0, '127.0.0.1', { maxPayloadBytes: config.maxPayloadBytes, clientBufferBytes: config.clientBufferBytes }, createLogger('silent'))
   t.teardown(async () => {
@@ -112,6 +114,58 @@ t.test('authorizePublish: PUBACKs keep the PUBLISH order when an async answer pr
   const fast = client.publishAsync('fast', 'b', { qos: 1 })
   const [slowAck, fastAck] = await withTimeout(Promise.all([slow, fast]), 'both PUBACKs')
   t.same(acks, [slowAck?.messageId, fastAck?.messageId], 'the slow one\'s PUBACK first, as it was published first')
+})
+
+t.test('authorizePublish: a hook that awaits I/O can\'t reorder a client\'s packets for the hooks after it', async (t) => {
+  // The limiter answers the second packet before the first (as a Redis round trip that
+  // happened to come back out of order would): the hook behind it must still see 1, 2, 3.
+  const held = new Map<string, () => void>()
+  const arrived = { count: 0, wake: () => {} }
+  const behind: string[] = []
+  const { url } = await brokerWith(t, [
+    plugin('limiter', {
+      hooks: () => ({
+        authorizePublish: (_c: Client, p: PublishPacket) => {
+          arrived.count++
+          arrived.wake()
+          return new Promise<void>(resolve => { held.set(p.payload.toString(), resolve) })
+        }
+      })
+    }),
+    plugin('messages', { hooks: () => ({ authorizePublish: (_c: Client, p: PublishPacket) => { behind.push(p.payload.toString()) } }) })
+  ])
+  const client = await connect(t, url, 'pipelined')
+  const acks = ['1', '2', '3'].map(n => client.publishAsync('limited', n, { qos: 1 }))
+  await withTimeout(new Promise<void>(resolve => {
+    arrived.wake = () => { if (arrived.count === 3) resolve() }
+    arrived.wake()
+  }), 'all three packets in the limiter')
+  // release in the order 3, 2, 1
+  for (const n of ['3', '2', '1']) held.get(n)?.()
+  await withTimeout(Promise.all(acks), 'three PUBACKs')
+  t.same(behind, ['1', '2', '3'], 'the hook behind the limiter saw arrival order')
+})
+
+t.test('authorizePublish: a hook that keeps a packet (a send waiting for its commit) does not hold the next one back', async (t) => {
+  const releases: Array<() => void> = []
+  const entered: string[] = []
+  const bothIn = { wake: () => {} }
+  const { url } = await brokerWith(t, [plugin('committer', {
+    hooks: () => ({
+      authorizePublish: (_c: Client, p: PublishPacket) => {
+        entered.push(p.payload.toString())
+        if (entered.length === 2) bothIn.wake()
+        return new Promise<void>(resolve => { releases.push(resolve) })
+      }
+    })
+  })])
+  const client = await connect(t, url, 'batched')
+  const acks = ['a', 'b'].map(n => client.publishAsync('kept', n, { qos: 1 }))
+  // both packets are inside the hook at once: they can be committed in one batch
+  await withTimeout(new Promise<void>(resolve => { bothIn.wake = resolve }), 'the second packet entering while the first is kept')
+  t.same(entered, ['a', 'b'])
+  for (const release of releases) release()
+  await withTimeout(Promise.all(acks), 'two PUBACKs')
 })
 
 t.test('authorizePublish: the first denial closes the connection and later hooks never see the packet', async (t) => {

@@ -1,6 +1,7 @@
 // Two (or more) Threadline nodes in one test process forming one cluster, as DESIGN.md §7
 // describes: the same DATABASE_URL and the same REDIS_URL.
 import type { Threadline } from '../../broker/server.js'
+import type { ThreadlinePlugin } from '../../broker/plugin.js'
 import { startNode } from './node.js'
 import { createDatabase } from './pg-database.js'
 import { leaseRedisUrl } from './redis-db.js'
@@ -27,14 +28,14 @@ export interface Cluster {
   readonly redisUrl: string
 }
 
-export async function startCluster (t: Teardownable, size = 2, env: Record<string, string> = {}): Promise<Cluster> {
+export async function startCluster (t: Teardownable, size = 2, env: Record<string, string> = {}, plugins?: ReadonlyArray<ThreadlinePlugin<unknown>>): Promise<Cluster> {
   const db = await createDatabase()
   t.teardown(db.drop)
   const redisUrl = await isolatedRedisUrl(t)
   const nodes: Threadline[] = []
   // one after the other: the first migrates, the others find the schema in place
   for (let i = 0; i < size; i++) {
-    nodes.push(await startNode(t, { databaseUrl: db.url, env: { REDIS_URL: redisUrl, ...env } }))
+    nodes.push(await startNode(t, { databaseUrl: db.url, env: { REDIS_URL: redisUrl, ...env }, plugins }))
   }
   return { nodes, databaseUrl: db.url, redisUrl }
 }

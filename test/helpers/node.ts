@@ -7,6 +7,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { loadConfig, type Config } from '../../broker/config.js'
 import { createLogger } from '../../broker/logger.js'
 import { startThreadline, type Threadline } from '../../broker/server.js'
+import type { ThreadlinePlugin } from '../../broker/plugin.js'
 import { createDatabase } from './pg-database.js'
 import { leaseRedisUrl } from './redis-db.js'
 import { DEFAULT_WAIT_MS, withTimeout } from './wait.js'
@@ -23,6 +24,8 @@ export interface NodeOptions {
   databaseUrl?: string
   redis?: boolean
   env?: Record<string, string>
+  /** the node's plugins when a test brings its own (test/fixtures/plugins/) */
+  plugins?: ReadonlyArray<ThreadlinePlugin<unknown>>
 }
 
 export async function tempDir (t: Teardownable): Promise<string> {
@@ -51,12 +54,12 @@ export async function testConfig (t: Teardownable, opts: NodeOptions = {}): Prom
     ...(redisUrl !== undefined ? { REDIS_URL: redisUrl } : {}),
     ...opts.env
   }
-  return loadConfig(env)
+  return loadConfig(env, opts.plugins)
 }
 
 export async function startNode (t: Teardownable, opts: NodeOptions = {}): Promise<Threadline> {
   const config = await testConfig(t, opts)
-  const node = await startThreadline(config, createLogger(config.logLevel))
+  const node = await startThreadline(config, createLogger(config.logLevel), { plugins: opts.plugins })
   t.teardown(() => node.close())
   return node
 }

@@ -1,0 +1,11 @@
+// Every plugin of a node, in dependency order: the one line a new plugin adds.
+import type { ThreadlinePlugin } from './plugin.js'
+import { authPlugin } from '../plugins/auth/index.js'
+import { aclPlugin } from '../plugins/acl/index.js'
+import { messagesPlugin } from '../plugins/messages/index.js'
+
+export const PLUGINS: ReadonlyArray<ThreadlinePlugin<unknown>> = [
+  authPlugin,
+  aclPlugin,
+  messagesPlugin
+]
