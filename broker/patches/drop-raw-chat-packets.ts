@@ -1,7 +1,9 @@
 // Replaces Aedes' broker.publish, which routes every client packet it has acknowledged;
 // applied in broker/server.ts. The delivery-time ACL (authorizeForward) would withhold
-// such packets too, so no test fails without this patch yet: it saves the routing work
-// and, in a cluster, the Redis round trip.
+// such packets too, so Threadline behaves the same without this patch: it saves the
+// routing work and, in a cluster, the Redis round trip. It relies on Aedes 1.2 handing
+// each authorized client PUBLISH to broker.publish(packet, client, done) with the client;
+// test/broker/patches/drop-raw-chat-packets.test.ts fails if an upgrade changes that.
 import type { Aedes, PublishPacket } from 'aedes'
 import { isChatNamespace } from '../../core/topics.js'
 

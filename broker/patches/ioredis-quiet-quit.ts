@@ -1,4 +1,6 @@
 // Works around mqemitter-redis 7.x' close() (see below); applied in broker/broker-state.ts.
+// test/broker/patches/ioredis-quiet-quit.test.ts fails if an upgrade changes either side:
+// close() handling QUIT's promise, or ioredis no longer rejecting it.
 import type { Redis } from 'ioredis'
 
 /**

@@ -1,6 +1,8 @@
 // Works around aedes-persistence-redis 11.2 (see below); applied in broker/broker-state.ts.
-// Exercised by test/acl/redis-multi-subscribe.test.ts (the race it closes does not show
-// in every run without it: no test pins the upstream behaviour yet).
+// Exercised end to end by test/acl/redis-multi-subscribe.test.ts, where the race does not
+// show in every run; test/broker/patches/redis-subscription-changes.test.ts holds the
+// broadcasts so that it always does, and fails if an upgrade changes how Aedes calls
+// addSubscriptions or how the persistence waits for its broadcast.
 
 export interface SubscriptionStore {
   addSubscriptions(client: { id: string }, subs: object[]): Promise<unknown>
