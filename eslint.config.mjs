@@ -5,7 +5,7 @@ import neostandard from 'neostandard'
 export default [
   ...neostandard({
     ts: true,
-    ignores: ['node_modules/**', 'bench/results/**', 'data/**', '.tap/**']
+    ignores: ['node_modules/**', 'dist/**', 'bench/results/**', 'data/**', '.tap/**']
   }),
   {
     rules: {

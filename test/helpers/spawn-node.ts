@@ -1,6 +1,7 @@
-// Runs the real server (`broker/main.ts`, what `npm start` runs) as a child process, for
-// tests that must kill it (`kill -9`) or watch it from outside. Ports are 0: the child's
-// own 'threadline is up' log line says which ones it got, so there is no port race.
+// Runs the real server (`broker/main.ts` under tsx, or a command that starts it such as
+// `npm start`) as a child process, for tests that must kill it (`kill -9`) or watch it from
+// outside. Ports are 0: the child's own 'threadline is up' log line says which ones it got,
+// so there is no port race.
 import { type ChildProcess, spawn } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,21 +28,29 @@ export interface SpawnOptions {
   env: Record<string, string>
   /** how long startup may take before the test fails */
   startTimeoutMs?: number
+  /** what to run instead of `node --import tsx broker/main.ts` in the repo root */
+  command?: { file: string, args: string[], cwd: string }
 }
 
 /** The test's environment without the variables the server reads: each test says what it wants. */
 function baseEnv (): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('THREADLINE_') || k === 'DATABASE_URL' || k === 'REDIS_URL' || k.startsWith('TAP')) continue
+    // npm_* too: `npm test` exports its own project's paths (npm_config_local_prefix), which
+    // an `npm start` of another tree would otherwise take for its own
+    if (k.startsWith('THREADLINE_') || k === 'DATABASE_URL' || k === 'REDIS_URL' || k.startsWith('TAP') || k.startsWith('npm_')) continue
     env[k] = v
   }
   return env
 }
 
 export async function spawnServer (t: Teardownable, opts: SpawnOptions): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts'], {
-    cwd: root,
+  const command = opts.command ?? { file: process.execPath, args: ['--import', 'tsx', 'broker/main.ts'], cwd: root }
+  const child = spawn(command.file, command.args, {
+    cwd: command.cwd,
+    // a wrapper such as npm, killed, would leave the server it started running: give the
+    // wrapper a process group of its own, which the teardown kills whole
+    detached: opts.command !== undefined,
     env: {
       ...baseEnv(),
       THREADLINE_HOST: '127.0.0.1',
@@ -62,7 +71,14 @@ export async function spawnServer (t: Teardownable, opts: SpawnOptions): Promise
     if (!exitedNow) child.kill(signal)
     return await exited
   }
-  t.teardown(() => stop('SIGKILL'))
+  t.teardown(async () => {
+    if (opts.command !== undefined) {
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL')
+      } catch {} // ESRCH: the whole group has exited already
+    }
+    await stop('SIGKILL')
+  })
 
   const up = new Promise<{ mqttPort: number, httpPort: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server not up after ${opts.startTimeoutMs ?? 60_000} ms:\n${output.join('\n')}`)), opts.startTimeoutMs ?? 60_000)
