@@ -1,4 +1,4 @@
-// Reads the membership change log (broker/membership-log.ts) into a node's membership
+// Reads the membership change log (core/membership/change-log.ts) into a node's membership
 // cache: every CATCH_UP_INTERVAL_MS, and whenever asked (after a Redis reconnect, say).
 // The announcements on the cluster channel stay the fast path; this is what makes a
 // change reach every node even when its announcement is lost, so a cached membership is
@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks'
 import type { Logger } from './logger.js'
 import { LogCursor } from './membership-cursor.js'
-import { logStart, pruneChanges, readChanges, type LoggedChange } from './membership-log.js'
+import { logStart, pruneChanges, readChanges, type LoggedChange } from '../core/membership/change-log.js'
 import type { Queryable } from './store/index.js'
 
 /** how often each node reads the log */

@@ -1,4 +1,4 @@
-// Where a node stands in the membership change log (broker/membership-log.ts).
+// Where a node stands in the membership change log (core/membership/change-log.ts).
 //
 // Log ids come from one sequence but become visible in commit order, not id order: a
 // transaction that took id 7 may commit after the one that took id 8, so "everything up

@@ -25,16 +25,9 @@ import { performance } from 'node:perf_hooks'
 import type { Aedes } from 'aedes'
 import type { Logger } from './logger.js'
 import { MembershipCatchUp, type CatchUpTarget, type Clock } from './membership-catchup.js'
-import type { LoggedChange } from './membership-log.js'
+import type { LoggedChange } from '../core/membership/change-log.js'
+import type { MembershipChange } from '../core/membership/notify.js'
 import type { Queryable } from './store/index.js'
-
-export interface MembershipChange {
-  conv_id: string
-  added: string[]
-  removed: string[]
-  /** its row in the change log (broker/membership-log.ts); absent for a change not logged */
-  id?: number
-}
 
 // `$` topics are never matched by client wildcards [MQTT-4.7.2-1], and the ACL refuses
 // client publishes to `$…`, so this channel is the broker's own.

@@ -1,7 +1,7 @@
 // The opaque cursor of GET /v1/conversations: a list position, base64url-wrapped so
 // clients treat it as a token rather than something to build themselves.
 import { ThreadlineError, isUuid } from '../schemas/index.js'
-import type { ListPosition } from './repo/views.js'
+import type { ListPosition } from '../core/conversations/views.js'
 
 export function encodeCursor (p: ListPosition): string {
   return Buffer.from(`${p.activityUs}.${p.id}`).toString('base64url')

@@ -8,7 +8,7 @@ import type { Role } from '../../broker/identity.js'
 import type { Store } from '../../broker/store/index.js'
 import { TokenError, type TokenService } from '../../core/tokens.js'
 import { ThreadlineError } from '../../schemas/index.js'
-import { upsertTokenUser } from '../repo/users.js'
+import { upsertTokenUser } from '../../core/users.js'
 
 export interface HttpIdentity {
   readonly userId: string

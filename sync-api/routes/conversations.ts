@@ -4,9 +4,9 @@ import {
   Conversation, ConversationList, ConversationParams, ConversationView, CreateConversationBody,
   ListConversationsQuery, ThreadlineError, CONVERSATIONS_PAGE_DEFAULT
 } from '../../schemas/index.js'
+import { createConversation } from '../../core/conversations/create.js'
+import { conversationViews } from '../../core/conversations/views.js'
 import { decodeCursor, encodeCursor } from '../cursor.js'
-import { conversationViews } from '../repo/views.js'
-import { createConversation } from '../services/conversations.js'
 import { errorResponses, type RouteOptions } from './common.js'
 
 const tags = ['conversations']

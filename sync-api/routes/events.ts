@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ConversationParams, HistoryPage, HistoryQuery, HISTORY_PAGE_DEFAULT, ThreadlineError } from '../../schemas/index.js'
 import { toEnvelope } from '../../core/messages/envelopes.js'
 import { foldMessages } from '../../core/messages/fold.js'
-import { eventPage, eventsTargeting } from '../repo/events.js'
+import { eventPage, eventsTargeting } from '../../core/messages/history.js'
 import { errorResponses, type RouteOptions } from './common.js'
 
 export const eventsRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {

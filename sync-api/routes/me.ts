@@ -1,7 +1,7 @@
 // GET /v1/me: the caller's profile.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Me, ThreadlineError } from '../../schemas/index.js'
-import { findMe } from '../repo/users.js'
+import { findMe } from '../../core/users.js'
 import { errorResponses, type RouteOptions } from './common.js'
 
 export const meRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {

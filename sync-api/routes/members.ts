@@ -1,11 +1,10 @@
 // /v1/conversations/:id/members: group membership and your own member settings.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import {
-  AddMembersBody, Conversation, ConversationParams, MemberParams, MemberSettings, MemberSettingsBody, NoContent, ThreadlineError
+  AddMembersBody, Conversation, ConversationParams, MemberParams, MemberSettings, MemberSettingsBody, NoContent
 } from '../../schemas/index.js'
-import { iso } from '../../core/iso.js'
-import { setMutedUntil } from '../repo/members.js'
-import { addMembers, removeMember } from '../services/members.js'
+import { addMembers, removeMember } from '../../core/membership/members.js'
+import { setMute } from '../../core/membership/mute.js'
 import { errorResponses, type RouteOptions } from './common.js'
 
 const tags = ['conversations']
@@ -44,10 +43,6 @@ export const membersRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app
       response: { 200: MemberSettings, ...errorResponses }
     }
   }, async (request) => {
-    const convId = request.params.id.toLowerCase()
-    const userId = request.identity.userId
-    const stored = await setMutedUntil(deps.store, convId, userId, request.body.muted_until)
-    if (stored === undefined) throw new ThreadlineError('not_member', `you are not a member of conversation ${convId}`)
-    return { conv_id: convId, user_id: userId, muted_until: stored === null ? null : iso(stored) }
+    return await setMute(deps.store, request.params.id.toLowerCase(), request.identity.userId, request.body.muted_until)
   })
 }

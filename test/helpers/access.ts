@@ -4,7 +4,7 @@
 import { createConversation as createFixtureConversation } from './fixtures.js'
 import net from 'node:net'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
-import type { MembershipChange } from '../../broker/membership.js'
+import type { MembershipChange } from '../../core/membership/notify.js'
 import type { Threadline } from '../../broker/server.js'
 import { token } from './node.js'
 import { remainingLength } from './raw-mqtt.js'

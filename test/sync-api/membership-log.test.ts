@@ -1,5 +1,5 @@
 // Every membership change the REST API makes is also a row of the membership change log,
-// committed with it (broker/membership-log.ts): that row is how other nodes learn the
+// committed with it (core/membership/change-log.ts): that row is how other nodes learn the
 // change when its announcement is lost. A refused change leaves no row.
 import t from 'tap'
 import { forEachStore } from '../helpers/stores.js'

@@ -3,10 +3,37 @@
 // envelope on their inbox (DESIGN.md §3). The change is already the record, and its row
 // in the membership change log reaches every node even when the announcement does not,
 // so a failure here is logged, not answered: devices catch up from the REST API.
-import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { MembershipEnvelope } from '../schemas/index.js'
-import { inboxTopic } from '../core/topics.js'
-import type { SyncApiDeps } from './deps.js'
+import type { MembershipEnvelope } from '../../schemas/index.js'
+import { inboxTopic } from '../topics.js'
+
+/** A committed change as the membership caches of every node apply it. */
+export interface MembershipChange {
+  conv_id: string
+  added: string[]
+  removed: string[]
+  /** its row in the change log (core/membership/change-log.ts); absent for a change not logged */
+  id?: number
+}
+
+/**
+ * What the domain needs of the broker's membership cache (broker/membership.ts): apply
+ * a committed change on this node and announce it to the others. Rejects when the
+ * announcement could not be published.
+ */
+export interface MembershipAnnouncer {
+  announce(change: MembershipChange): Promise<void>
+}
+
+/** Where announcement failures go: pino's and Fastify's loggers both fit. */
+export interface ErrorLog {
+  error(obj: object, msg: string): void
+}
+
+export interface NotifyDeps {
+  readonly membership: MembershipAnnouncer
+  /** Publishes a broker-originated QoS 1 packet. */
+  publish(topic: string, payload: Buffer | string): Promise<void>
+}
 
 export interface MembershipNotice {
   convId: string
@@ -18,7 +45,7 @@ export interface MembershipNotice {
   recipients: readonly string[]
 }
 
-export async function notifyMembership (deps: Pick<SyncApiDeps, 'membership' | 'publish'>, log: Logger, n: MembershipNotice): Promise<void> {
+export async function notifyMembership (deps: NotifyDeps, log: ErrorLog, n: MembershipNotice): Promise<void> {
   if (n.userIds.length === 0) return
   try {
     await deps.membership.announce({

@@ -1,10 +1,10 @@
 // Conversations as one member sees them (list and details): the conversation, its last
 // message folded with edits, the member's unread count, markers and mute. One SQL text
 // for PostgreSQL and PGlite alike.
-import type { Queryable } from '../../broker/store/index.js'
 import type { ConversationView } from '../../schemas/index.js'
-import { iso } from '../../core/iso.js'
-import { membersOf, toConversation, type ConversationRow } from './conversations.js'
+import { iso } from '../iso.js'
+import type { Queryable } from '../store.js'
+import { membersOf, toConversation, type ConversationRow } from './repo.js'
 
 /** Position in the list: last activity in µs since the epoch, then id (both descending). */
 export interface ListPosition { activityUs: number, id: string }

@@ -1,7 +1,7 @@
 // conversations and their member lists (DESIGN.md §5).
-import type { Queryable } from '../../broker/store/index.js'
 import type { Conversation, Member } from '../../schemas/index.js'
-import { iso } from '../../core/iso.js'
+import { iso } from '../iso.js'
+import type { Queryable } from '../store.js'
 
 export interface ConversationRow {
   id: string

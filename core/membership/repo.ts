@@ -1,5 +1,5 @@
 // members rows: who is in a conversation, their role and own settings (DESIGN.md §5).
-import type { Queryable } from '../../broker/store/index.js'
+import type { Queryable } from '../store.js'
 
 export async function memberIds (q: Queryable, convId: string): Promise<string[]> {
   const rows = await q.query<{ user_id: string }>('SELECT user_id FROM members WHERE conv_id = $1 ORDER BY user_id', [convId])

@@ -1,16 +1,15 @@
 // Changing who is in a group (DESIGN.md §6): admins add and remove, anyone may leave.
 // Each change runs under the conversation's row lock, so the member cap holds against
 // concurrent additions, no send slips between the change and its announcement, and the
-// change log's ids of one conversation follow its commit order (broker/membership-log.ts).
-import type { FastifyBaseLogger as Logger } from 'fastify'
-import { logMembershipChange } from '../../broker/membership-log.js'
-import type { Queryable } from '../../broker/store/index.js'
+// change log's ids of one conversation follow its commit order (change-log.ts).
 import { ThreadlineError, type Conversation, type Member } from '../../schemas/index.js'
-import { notifyMembership } from '../notify.js'
-import { insertMembers, loadConversation, lockAsMember } from '../repo/conversations.js'
-import { deleteMember, keepAnAdmin, memberIds } from '../repo/members.js'
-import { ensureUsers } from '../repo/users.js'
-import type { ConversationDeps } from './conversations.js'
+import type { ConversationDeps } from '../conversations/create.js'
+import { insertMembers, loadConversation, lockAsMember } from '../conversations/repo.js'
+import type { Queryable } from '../store.js'
+import { ensureUsers } from '../users.js'
+import { logMembershipChange } from './change-log.js'
+import { notifyMembership, type ErrorLog } from './notify.js'
+import { deleteMember, keepAnAdmin, memberIds } from './repo.js'
 
 async function lockGroup (tx: Queryable, convId: string, userId: string, action: string): Promise<Member['role']> {
   const me = await lockAsMember(tx, convId, userId)
@@ -20,7 +19,7 @@ async function lockGroup (tx: Queryable, convId: string, userId: string, action:
   return me.role
 }
 
-export async function addMembers (deps: ConversationDeps, log: Logger, userId: string, convId: string, userIds: readonly string[]): Promise<Conversation> {
+export async function addMembers (deps: ConversationDeps, log: ErrorLog, userId: string, convId: string, userIds: readonly string[]): Promise<Conversation> {
   const { conversation, added, logId } = await deps.store.transaction(async (tx) => {
     const role = await lockGroup(tx, convId, userId, 'add members')
     if (role !== 'admin') throw new ThreadlineError('forbidden', 'only group admins can add members')
@@ -39,7 +38,7 @@ export async function addMembers (deps: ConversationDeps, log: Logger, userId: s
   return conversation
 }
 
-export async function removeMember (deps: ConversationDeps, log: Logger, userId: string, convId: string, target: string): Promise<void> {
+export async function removeMember (deps: ConversationDeps, log: ErrorLog, userId: string, convId: string, target: string): Promise<void> {
   const { remaining, logId } = await deps.store.transaction(async (tx) => {
     const role = await lockGroup(tx, convId, userId, 'remove members')
     if (target !== userId && role !== 'admin') throw new ThreadlineError('forbidden', 'only group admins can remove other members')

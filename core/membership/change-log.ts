@@ -2,9 +2,10 @@
 // also written here, in the transaction that makes it, so a node learns each committed
 // change from the store even when its announcement on the cluster channel never
 // arrives (Redis pub/sub delivers at most once; a node killed between commit and
-// announcement sends none). broker/membership.ts reads it; writers call
+// announcement sends none). The broker's membership cache reads it
+// (broker/membership-catchup.ts); writers call
 // logMembershipChange inside their transaction.
-import type { Queryable } from './store/index.js'
+import type { Queryable } from '../store.js'
 
 export type ChangeKind = 'added' | 'removed'
 

@@ -2,25 +2,27 @@
 // is one per pair, so creating it again answers the same one; a group's creator is its
 // first admin. Users named as members get a row if they have none yet.
 import { randomUUID } from 'node:crypto'
-import type { FastifyBaseLogger as Logger } from 'fastify'
-import { logMembershipChange } from '../../broker/membership-log.js'
 import { ThreadlineError, type Conversation, type CreateConversationBody } from '../../schemas/index.js'
-import type { SyncApiDeps } from '../deps.js'
-import { notifyMembership } from '../notify.js'
-import { directKey, insertDirect, insertGroup, insertMembers, loadConversation } from '../repo/conversations.js'
-import { ensureUsers } from '../repo/users.js'
+import { logMembershipChange } from '../membership/change-log.js'
+import { notifyMembership, type ErrorLog, type NotifyDeps } from '../membership/notify.js'
+import type { Store } from '../store.js'
+import { ensureUsers } from '../users.js'
+import { directKey, insertDirect, insertGroup, insertMembers, loadConversation } from './repo.js'
 
-export type ConversationDeps = Pick<SyncApiDeps, 'store' | 'membership' | 'publish' | 'config'>
+export interface ConversationDeps extends NotifyDeps {
+  readonly store: Store
+  readonly config: { readonly maxGroupMembers: number }
+}
 
 export interface Created { created: boolean, conversation: Conversation }
 
-export async function createConversation (deps: ConversationDeps, log: Logger, creator: string, body: CreateConversationBody): Promise<Created> {
+export async function createConversation (deps: ConversationDeps, log: ErrorLog, creator: string, body: CreateConversationBody): Promise<Created> {
   return body.type === 'direct'
     ? await createDirect(deps, log, creator, body)
     : await createGroup(deps, log, creator, body)
 }
 
-async function createDirect (deps: ConversationDeps, log: Logger, creator: string, body: CreateConversationBody): Promise<Created> {
+async function createDirect (deps: ConversationDeps, log: ErrorLog, creator: string, body: CreateConversationBody): Promise<Created> {
   if (body.title !== undefined) throw new ThreadlineError('bad_request', 'body.title: direct conversations have no title')
   // naming yourself along with the other user is harmless; only the other one counts
   const others = [...new Set(body.members)].filter(u => u !== creator)
@@ -41,7 +43,7 @@ async function createDirect (deps: ConversationDeps, log: Logger, creator: strin
   return { created: result.created, conversation: result.conversation }
 }
 
-async function createGroup (deps: ConversationDeps, log: Logger, creator: string, body: CreateConversationBody): Promise<Created> {
+async function createGroup (deps: ConversationDeps, log: ErrorLog, creator: string, body: CreateConversationBody): Promise<Created> {
   const title = body.title?.trim() ?? ''
   if (title === '') throw new ThreadlineError('bad_request', 'body.title is required for a group and must not be blank')
   const others = [...new Set(body.members)].filter(u => u !== creator)
@@ -59,7 +61,7 @@ async function createGroup (deps: ConversationDeps, log: Logger, creator: string
   return { created: true, conversation }
 }
 
-async function announceAll (deps: ConversationDeps, log: Logger, conversation: Conversation, logId: number | null): Promise<void> {
+async function announceAll (deps: ConversationDeps, log: ErrorLog, conversation: Conversation, logId: number | null): Promise<void> {
   const everyone = conversation.members.map(m => m.user_id)
   await notifyMembership(deps, log, { convId: conversation.id, change: 'added', userIds: everyone, logId, recipients: everyone })
 }

@@ -1,6 +1,6 @@
 // Reading a conversation's stored events for the history API.
-import type { Queryable } from '../../broker/store/index.js'
-import { EVENT_COLUMNS, type EventRow } from '../../core/messages/envelopes.js'
+import type { Queryable } from '../store.js'
+import { EVENT_COLUMNS, type EventRow } from './envelopes.js'
 
 export interface PageBounds {
   /** events above this seq, oldest first */
