@@ -35,6 +35,8 @@ export interface Config {
   readonly sessionExpiryS: number
   /** how long a Redis command may go unanswered before it fails (a hung Redis must not stall the node) */
   readonly redisTimeoutMs: number
+  /** how long GET /v1/sync remembers that a user left a conversation; older cursors expire */
+  readonly syncRetentionS: number
   readonly logLevel: string
   /** each plugin's own options, parsed by its `config` (see ThreadlinePlugin), by plugin name */
   readonly plugins: Readonly<Record<string, unknown>>
@@ -159,6 +161,8 @@ export function loadConfig (env: Env = process.env, plugins: ReadonlyArray<Threa
     // 1 s upwards so tests can watch a session expire; 10 years is "never" in practice
     sessionExpiryS: integer(env, 'THREADLINE_SESSION_EXPIRY_S', 604_800, 1, 315_360_000),
     redisTimeoutMs: integer(env, 'THREADLINE_REDIS_TIMEOUT_MS', 1000, 50, 60_000),
+    // 30 days; at least an hour, so a cursor survives a phone's night
+    syncRetentionS: integer(env, 'THREADLINE_SYNC_RETENTION_S', 2_592_000, 3600, 315_360_000),
     logLevel: oneOf(env, 'THREADLINE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     plugins: pluginSections(env, plugins)
   })

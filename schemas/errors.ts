@@ -5,6 +5,8 @@ import Type from 'typebox'
 
 export const errorStatus = {
   bad_request: 400,
+  /** a GET /v1/sync cursor this database can no longer answer: sync again without one */
+  cursor_expired: 400,
   unauthorized: 401,
   forbidden: 403,
   not_member: 403,

@@ -13,6 +13,7 @@ import { healthRoutes } from './routes/health.js'
 import { meRoutes } from './routes/me.js'
 import { membersRoutes } from './routes/members.js'
 import { messagesRoutes } from './routes/messages.js'
+import { syncRoutes } from './routes/sync.js'
 import { schemaErrorFormatter, validatorCompiler } from './validation.js'
 
 const API_VERSION = '1.0.0'
@@ -32,6 +33,7 @@ export async function buildApp (deps: SyncApiDeps): Promise<FastifyInstance> {
   await app.register(async (v1) => {
     await v1.register(auth, { tokens: deps.tokens, store: deps.store })
     await v1.register(meRoutes, { deps })
+    await v1.register(syncRoutes, { deps })
     for (const routes of [conversationsRoutes, membersRoutes, eventsRoutes, messagesRoutes]) {
       await v1.register(routes, { deps, prefix: '/conversations' })
     }

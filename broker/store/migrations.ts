@@ -71,6 +71,46 @@ export const migrations: ReadonlyArray<readonly string[]> = [
     created_at timestamptz NOT NULL DEFAULT now()
   );
   CREATE INDEX membership_changes_created_at ON membership_changes (created_at);
+  `),
+  // GET /v1/sync (core/sync/): every row a sync reports carries the id of the transaction
+  // that last changed it (sync_xid), and a sync cursor is the oldest transaction still
+  // running when the previous sync read (pg_snapshot_xmin), so a transaction that commits
+  // late is never skipped. The columns have no value for rows older than this migration
+  // (no table rewrite): NULL means "unchanged since", which no cursor can be older than.
+  // Marker and mute writes are stamped by a trigger, so every writer of members (the
+  // receipts plugin's coalesced UPDATEs included) is seen without knowing about sync;
+  // the send path stamps conversations in the UPDATE it already makes
+  // (core/messages/event-store.ts), membership changes in logMembershipChange.
+  // member_removals remembers, per user, the conversations they left or were removed
+  // from; sync_state holds the epoch that ties cursors to this database and the newest
+  // transaction whose removals were pruned (older cursors answer cursor_expired).
+  statements(`
+  ALTER TABLE conversations ADD COLUMN sync_xid xid8;
+  ALTER TABLE conversations ALTER COLUMN sync_xid SET DEFAULT pg_current_xact_id();
+  ALTER TABLE members ADD COLUMN sync_xid xid8;
+  ALTER TABLE members ALTER COLUMN sync_xid SET DEFAULT pg_current_xact_id();
+  CREATE FUNCTION threadline_stamp_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.sync_xid := pg_current_xact_id(); RETURN NEW; END $$;
+  CREATE TRIGGER members_sync_stamp BEFORE UPDATE OF delivered_seq, read_seq, muted_until ON members
+    FOR EACH ROW WHEN (OLD.delivered_seq IS DISTINCT FROM NEW.delivered_seq OR OLD.read_seq IS DISTINCT FROM NEW.read_seq
+      OR OLD.muted_until IS DISTINCT FROM NEW.muted_until)
+    EXECUTE FUNCTION threadline_stamp_sync();
+  CREATE TRIGGER conversations_sync_stamp BEFORE UPDATE OF title ON conversations
+    FOR EACH ROW WHEN (OLD.title IS DISTINCT FROM NEW.title)
+    EXECUTE FUNCTION threadline_stamp_sync();
+  CREATE TABLE member_removals (
+    user_id text NOT NULL,
+    conv_id uuid NOT NULL,
+    sync_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    removed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, conv_id)
+  );
+  CREATE INDEX member_removals_removed_at ON member_removals (removed_at);
+  CREATE TABLE sync_state (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    epoch text NOT NULL DEFAULT substr(md5(random()::text || clock_timestamp()::text), 1, 16),
+    pruned_xid xid8 NOT NULL DEFAULT '0'
+  );
+  INSERT INTO sync_state DEFAULT VALUES
   `)
 ]
 

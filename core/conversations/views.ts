@@ -38,7 +38,7 @@ FROM (
          (extract(epoch FROM c.last_event_at) * 1000000)::bigint AS activity_us
   FROM members m JOIN conversations c ON c.id = m.conv_id
   WHERE m.user_id = $1
-    AND ($2::uuid IS NULL OR c.id = $2::uuid)
+    AND ($2::uuid[] IS NULL OR c.id = ANY($2::uuid[]))
     AND ($3::bigint IS NULL OR ((extract(epoch FROM c.last_event_at) * 1000000)::bigint, c.id) < ($3::bigint, $4::uuid))
   ORDER BY activity_us DESC, c.id DESC
   LIMIT $5
@@ -59,6 +59,8 @@ ORDER BY p.activity_us DESC, p.id DESC`
 export interface ViewQuery {
   /** one conversation (details) instead of a page of all */
   convId?: string
+  /** these conversations (GET /v1/sync) instead of a page of all */
+  convIds?: readonly string[]
   /** the page starts after this position */
   after?: ListPosition
   limit: number
@@ -66,7 +68,7 @@ export interface ViewQuery {
 
 export async function conversationViews (q: Queryable, userId: string, query: ViewQuery): Promise<Array<{ view: ConversationView, position: ListPosition }>> {
   const rows = await q.query<ViewRow>(VIEWS_SQL,
-    [userId, query.convId ?? null, query.after?.activityUs ?? null, query.after?.id ?? null, query.limit])
+    [userId, query.convIds ?? (query.convId !== undefined ? [query.convId] : null), query.after?.activityUs ?? null, query.after?.id ?? null, query.limit])
   const members = await membersOf(q, rows.map(r => r.id))
   return rows.map(r => ({
     position: { activityUs: r.activity_us, id: r.id },

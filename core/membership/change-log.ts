@@ -6,6 +6,7 @@
 // (broker/membership-catchup.ts); writers call
 // logMembershipChange inside their transaction.
 import type { Queryable } from '../store.js'
+import { SYNC_STAMP } from '../sync/stamp.js'
 
 export type ChangeKind = 'added' | 'removed'
 
@@ -20,11 +21,21 @@ export interface LoggedChange {
  * Records a change; call it inside the transaction that changes `members`, after the
  * conversation's row lock is taken (or the conversation is created), so that the log ids
  * of one conversation follow its commit order. Answers the id, null when nobody changed.
+ * In the same statement GET /v1/sync learns it (core/sync/stamp.ts): the conversation's
+ * member list changed, and each removed user gets a removal to be told about.
  */
 export async function logMembershipChange (tx: Queryable, convId: string, change: ChangeKind, userIds: readonly string[]): Promise<number | null> {
   if (userIds.length === 0) return null
   const rows = await tx.query<{ id: number }>(
-    'INSERT INTO membership_changes (conv_id, change, user_ids) VALUES ($1, $2, $3::text[]) RETURNING id',
+    `WITH logged AS (
+       INSERT INTO membership_changes (conv_id, change, user_ids) VALUES ($1, $2, $3::text[]) RETURNING id
+     ), stamped AS (
+       UPDATE conversations SET ${SYNC_STAMP} WHERE id = $1
+     ), removals AS (
+       INSERT INTO member_removals (user_id, conv_id) SELECT u, $1 FROM unnest($3::text[]) AS u WHERE $2 = 'removed'
+       ON CONFLICT (user_id, conv_id) DO UPDATE SET sync_xid = EXCLUDED.sync_xid, removed_at = EXCLUDED.removed_at
+     )
+     SELECT id FROM logged`,
     [convId, change, [...userIds]])
   return rows[0]?.id ?? null
 }

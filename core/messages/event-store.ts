@@ -6,6 +6,7 @@
 import type { Queryable } from '../store.js'
 import { ThreadlineError, type SendRequest } from '../../schemas/index.js'
 import { EVENT_COLUMNS, bodyOf, type EventRow } from './envelopes.js'
+import { SYNC_STAMP } from '../sync/stamp.js'
 
 export interface PendingSend {
   convId: string
@@ -101,10 +102,11 @@ export async function commitBatch (tx: Queryable, items: readonly PendingSend[])
 
   const rows = inserts.map(i => i.row)
   const touched = [...new Set(rows.map(r => r.conv_id))]
-  // one round trip: the events and the conversations' new last_seq
+  // one round trip: the events and the conversations' new last_seq (stamped for
+  // GET /v1/sync in the same UPDATE: no extra write)
   const inserted = await tx.query<{ created_at: Date }>(
     `WITH bumped AS (
-       UPDATE conversations c SET last_seq = v.last_seq, last_event_at = now()
+       UPDATE conversations c SET last_seq = v.last_seq, last_event_at = now(), ${SYNC_STAMP}
        FROM unnest($8::uuid[], $9::bigint[]) AS v(id, last_seq) WHERE c.id = v.id
        RETURNING 1
      )

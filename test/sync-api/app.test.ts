@@ -152,6 +152,7 @@ t.test('/docs serves the OpenAPI document of every route, with bearer auth descr
     'GET /v1/conversations/{id}',
     'GET /v1/conversations/{id}/events',
     'GET /v1/me',
+    'GET /v1/sync',
     'PATCH /v1/conversations/{id}/members/me',
     'POST /v1/conversations',
     'POST /v1/conversations/{id}/members',
