@@ -71,6 +71,12 @@ export const migrations: ReadonlyArray<readonly string[]> = [
     created_at timestamptz NOT NULL DEFAULT now()
   );
   CREATE INDEX membership_changes_created_at ON membership_changes (created_at);
+  `),
+  // A push token belongs to one device of one user: registered again by someone else (a
+  // phone that changed hands), it moves to them; and a token the provider reports gone
+  // is found and deleted by its value (plugins/push).
+  statements(`
+  CREATE UNIQUE INDEX devices_push_token ON devices (push_token)
   `)
 ]
 
