@@ -37,6 +37,9 @@ export function fcmProvider (options: FcmOptions): Provider {
   const agent = options.endpoint !== null ? new EndpointAgent(options.endpoint, agentOptions) : new https.Agent(agentOptions)
   // A path, not the parsed object: firebase-admin 13 hands the agent to google-auth-library
   // only for a key file it reads itself (with an object, the OAuth request ignores it).
+  // cert() keeps one credential per path for the process's life, with the agent of its
+  // first call: one node per process (npm start) never notices; tests that run several
+  // nodes in one process give each its own key file.
   // A name of its own: several nodes may live in one process (tests), each with its app.
   const app = initializeApp({
     credential: cert(options.file, agent),
@@ -56,9 +59,9 @@ export function fcmProvider (options: FcmOptions): Provider {
       }
     },
     async close () {
-      await deleteApp(app)
       // ends requests still waiting for an answer (firebase-admin has no way to abort them)
       agent.destroy()
+      await deleteApp(app)
     }
   }
 }

@@ -16,6 +16,8 @@ import { deviceRoutes } from './routes.js'
 import { PushWindow } from './window.js'
 
 const PROVIDERS: readonly PushProviderName[] = ['apns', 'fcm']
+/** how long shutdown waits for a provider's connections to close */
+const CLOSE_DEADLINE_MS = 2000
 const NONE: PushCounters = Object.freeze({ sent: 0, coalesced: 0, failed: 0, retried: 0, pruned: 0 })
 
 interface Running {
@@ -25,6 +27,14 @@ interface Running {
 
 // what setup starts and the hooks use, per node (one process may run several in tests)
 const running = new WeakMap<object, Running>()
+
+function withDeadline (work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<void>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`still closing after ${ms} ms`)), ms)
+  })
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
+}
 
 function providersOf (options: PushOptions): Provider[] {
   const providers: Provider[] = []
@@ -59,7 +69,8 @@ export const pushPlugin = definePlugin<PushOptions>({
       running.delete(ctx)
       window.stop()
       for (const queue of queues.values()) queue.close()
-      await Promise.all(providers.map(p => p.close().catch((err: unknown) => log.warn({ err, provider: p.name }, 'push provider did not close cleanly'))))
+      // a provider that never answers would keep its connections (and this shutdown) open
+      await Promise.all(providers.map(p => withDeadline(p.close(), CLOSE_DEADLINE_MS).catch((err: unknown) => log.warn({ err, provider: p.name }, 'push provider did not close cleanly'))))
     }
   },
   hooks (ctx) {

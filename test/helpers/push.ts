@@ -4,8 +4,10 @@ import type { Test } from 'tap'
 import type { Threadline } from '../../broker/server.js'
 import { PLUGINS } from '../../broker/plugins.js'
 import { PUSH_SERVICE, type PushService } from '../../core/push/service.js'
-import { PRESENCE_LOG, presenceStubPlugin, type PresenceLog } from '../fixtures/plugins/presence-stub/index.js'
+import { PRESENCE_SERVICE } from '../../core/presence/service.js'
+import { presenceStubPlugin } from '../fixtures/plugins/presence-stub/index.js'
 import { startNode, token, type NodeOptions } from './node.js'
+import { waitFor } from './wait.js'
 import { pushEnv, type FakeApns, type FakeFcm, type PushCredentials } from './push-fakes.js'
 
 /** the node's plugins, and a presence service when the node's list has none yet */
@@ -14,12 +16,19 @@ export const PUSH_TEST_PLUGINS = [...PLUGINS, presenceStubPlugin]
 export interface PushNode {
   readonly node: Threadline
   readonly push: PushService
-  /** undefined when the presence plugin of the node's list provides the service */
-  readonly presence: PresenceLog | undefined
 }
 
 export function pushNodeOf (node: Threadline): PushNode {
-  return { node, push: node.services.get(PUSH_SERVICE), presence: node.services.find(PRESENCE_LOG) }
+  return { node, push: node.services.get(PUSH_SERVICE) }
+}
+
+/**
+ * Resolves once `node`'s presence service counts `user` as connected (or not): whichever
+ * plugin provides it, the stub or the real one, says so by no event of its own.
+ */
+export async function untilOnline (node: Threadline, user: string, online = true): Promise<void> {
+  const presence = node.services.get(PRESENCE_SERVICE)
+  await waitFor(async () => (await presence.isConnected(user)) === online, `${user} ${online ? 'online' : 'offline'} at node ${node.httpPort}`)
 }
 
 export async function startPushNode (t: Test, creds: PushCredentials, fakes: { apns: FakeApns | null, fcm: FakeFcm | null }, opts: NodeOptions = {}): Promise<PushNode> {

@@ -6,10 +6,11 @@ import type { MqttClient } from 'mqtt'
 import { connectUser, token } from '../helpers/node.js'
 import { userId } from '../helpers/fixtures.js'
 import { pushCredentials, startFakeApns, startFakeFcm } from '../helpers/push-fakes.js'
-import { createDirect, createGroup, fcmToken, iosToken, mute, registerDevice, startPushNode } from '../helpers/push.js'
+import { createDirect, createGroup, fcmToken, iosToken, mute, registerDevice, startPushNode, untilOnline } from '../helpers/push.js'
 import type { Threadline } from '../../broker/server.js'
 
-const creds = await pushCredentials(t)
+// a key file per test: firebase-admin keeps one credential per key file path for the
+// process's life, with the agent of the node that used it first (plugins/push/fcm.ts)
 
 async function connectNamed (t: Parameters<typeof connectUser>[0], node: Threadline, user: string, name: string): Promise<MqttClient> {
   return await connectUser(t, node, user, 'phone', { password: token(node, user, { name }) })
@@ -20,9 +21,10 @@ async function send (client: MqttClient, convId: string, body: Record<string, un
 }
 
 t.test('an offline member is pushed once on each of two devices, coalesced, with the badge; an online member is not', async (t) => {
+  const creds = await pushCredentials(t)
   const apns = await startFakeApns(t, creds.apns)
   const fcm = await startFakeFcm(t, creds.fcm)
-  const { node, presence } = await startPushNode(t, creds, { apns, fcm }, { env: { THREADLINE_PUSH_WINDOW_MS: '400' } })
+  const { node } = await startPushNode(t, creds, { apns, fcm }, { env: { THREADLINE_PUSH_WINDOW_MS: '400' } })
   const [alice, bob, carol] = [userId('alice'), userId('bob'), userId('carol')]
   const convId = await createGroup(t, node, alice, 'Weekend', [bob, carol])
   await registerDevice(t, node, bob, 'iphone', 'ios', iosToken(1))
@@ -30,7 +32,7 @@ t.test('an offline member is pushed once on each of two devices, coalesced, with
   await registerDevice(t, node, carol, 'iphone', 'ios', iosToken(2))
   const a = await connectNamed(t, node, alice, 'Alice')
   await connectUser(t, node, carol, 'phone')
-  await presence?.until(`${carol}:phone`, true)
+  await untilOnline(node, carol)
 
   for (const [i, text] of ['hey', 'are you there?', 'call me'].entries()) await send(a, convId, { client_msg_id: `m${i}`, type: 'text', text })
   await apns.until(() => apns.requests.length >= 1, 'the APNs push')
@@ -63,6 +65,7 @@ t.test('an offline member is pushed once on each of two devices, coalesced, with
 })
 
 t.test('a direct conversation is titled with the sender; several conversations are summed up', async (t) => {
+  const creds = await pushCredentials(t)
   const apns = await startFakeApns(t, creds.apns)
   const { node } = await startPushNode(t, creds, { apns, fcm: null }, { env: { THREADLINE_PUSH_WINDOW_MS: '400' } })
   const [alice, bob, dora] = [userId('alice'), userId('bob'), userId('dora')]
@@ -91,6 +94,7 @@ t.test('a direct conversation is titled with the sender; several conversations a
 })
 
 t.test('muted conversations, reactions, edits and deletes do not push; replies do', async (t) => {
+  const creds = await pushCredentials(t)
   const apns = await startFakeApns(t, creds.apns)
   const { node } = await startPushNode(t, creds, { apns, fcm: null }, { env: { THREADLINE_PUSH_WINDOW_MS: '150' } })
   const [alice, bob] = [userId('alice'), userId('bob')]
@@ -122,8 +126,9 @@ t.test('muted conversations, reactions, edits and deletes do not push; replies d
 })
 
 t.test('coming online inside the window cancels the push', async (t) => {
+  const creds = await pushCredentials(t)
   const apns = await startFakeApns(t, creds.apns)
-  const { node, presence } = await startPushNode(t, creds, { apns, fcm: null }, { env: { THREADLINE_PUSH_WINDOW_MS: '1000' } })
+  const { node } = await startPushNode(t, creds, { apns, fcm: null }, { env: { THREADLINE_PUSH_WINDOW_MS: '1000' } })
   const [alice, bob, erin] = [userId('alice'), userId('bob'), userId('erin')]
   const convId = await createGroup(t, node, alice, 'Soon', [bob, erin])
   await registerDevice(t, node, bob, 'iphone', 'ios', iosToken(1))
@@ -133,12 +138,13 @@ t.test('coming online inside the window cancels the push', async (t) => {
   await send(a, convId, { client_msg_id: 'm1', type: 'text', text: 'anyone?' })
   // bob opens the app within the window; erin stays away and is the window's witness
   await connectUser(t, node, bob, 'phone')
-  await presence?.until(`${bob}:phone`, true)
+  await untilOnline(node, bob)
   await apns.until(() => apns.requests.some(r => r.token === iosToken(2)), 'erin\'s push')
   t.same(apns.requests.map(r => r.token), [iosToken(2)], 'bob, online by the time the window closed, got nothing')
 })
 
 t.test('with no provider configured, messages flow and nothing is pushed', async (t) => {
+  const creds = await pushCredentials(t)
   const { node, push } = await startPushNode(t, creds, { apns: null, fcm: null })
   t.same(push.providers, [])
   const [alice, bob] = [userId('alice'), userId('bob')]
