@@ -86,7 +86,7 @@ const nowS = (): number => Math.floor(Date.now() / 1000)
 // ── a recorder both fakes share ─────────────────────────────────────────────────────────
 
 /** What a fake does with one request: answer with a status (and a reason), or never answer. */
-export type Answer = { status: number, reason?: string, retryAfterS?: number } | 'hang'
+export type Answer = { status: number, reason?: string } | 'hang'
 
 class Recorder<R> {
   readonly requests: R[] = []
@@ -276,7 +276,6 @@ export async function startFakeFcm (t: Teardownable, creds: PushCredentials['fcm
       fake.record(push)
       if (answer === 'hang') return
       if (answer.status === 200) return json(200, { name: `projects/${creds.projectId}/messages/0:${fake.requests.length}` })
-      const headers: Record<string, string> = answer.retryAfterS !== undefined ? { 'retry-after': String(answer.retryAfterS) } : {}
       json(answer.status, {
         error: {
           code: answer.status,
@@ -284,7 +283,7 @@ export async function startFakeFcm (t: Teardownable, creds: PushCredentials['fcm
           status: STATUS_NAMES[answer.status] ?? 'UNKNOWN',
           details: [{ '@type': FCM_ERROR, errorCode: answer.reason ?? STATUS_NAMES[answer.status] ?? 'UNSPECIFIED_ERROR' }]
         }
-      }, headers)
+      })
     })
   })
   await new Promise<void>(resolve => server.listen(0, 'localhost', resolve))
