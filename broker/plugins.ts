@@ -4,10 +4,12 @@ import { authPlugin } from '../plugins/auth/index.js'
 import { aclPlugin } from '../plugins/acl/index.js'
 import { messagesPlugin } from '../plugins/messages/index.js'
 import { typingPlugin } from '../plugins/typing/index.js'
+import { pushPlugin } from '../plugins/push/index.js'
 
 export const PLUGINS: ReadonlyArray<ThreadlinePlugin<unknown>> = [
   authPlugin,
   aclPlugin,
   messagesPlugin,
-  typingPlugin
+  typingPlugin,
+  pushPlugin
 ]

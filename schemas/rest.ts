@@ -2,7 +2,7 @@
 // their validation, the OpenAPI document at /docs and the handlers' TS types all derive
 // from these.
 import Type from 'typebox'
-import { ConvId, Seq, Timestamp, UserId } from './ids.js'
+import { ConvId, DeviceId, Seq, Timestamp, UserId } from './ids.js'
 import { EventEnvelope } from './envelope.js'
 import { MAX_SAFE_INTEGER, StorableString } from './storable.js'
 import { ErrorBody } from './errors.js'
@@ -140,6 +140,32 @@ export const HistoryPage = Type.Object({
   has_more: Type.Boolean({ description: 'more events lie beyond this page in the direction it was read' })
 })
 export type HistoryPage = Type.Static<typeof HistoryPage>
+
+// ── devices (push tokens) ──────────────────────────────────────────────────────────────
+
+export const Platform = Type.Enum(['ios', 'android', 'web'])
+export type Platform = Type.Static<typeof Platform>
+/** Printable ASCII without spaces: what APNs device tokens (hex) and FCM registration tokens are made of. */
+export const PUSH_TOKEN_PATTERN = '^[\\x21-\\x7e]{1,4096}$'
+/** APNs device tokens are hex (32 bytes today; Apple asks not to rely on the length). */
+export const APNS_TOKEN_PATTERN = '^(?:[0-9a-fA-F]{2}){16,256}$'
+
+export const DeviceParams = Type.Object({ device_id: DeviceId })
+export const DeviceBody = Type.Object({
+  platform: Platform,
+  push_token: Type.String({
+    pattern: PUSH_TOKEN_PATTERN,
+    description: 'ios: the APNs device token in hex; android and web: the FCM registration token'
+  })
+})
+export type DeviceBody = Type.Static<typeof DeviceBody>
+export const Device = Type.Object({
+  device_id: DeviceId,
+  platform: Platform,
+  push_token: Type.String(),
+  updated_at: Timestamp
+})
+export type Device = Type.Static<typeof Device>
 
 // ── profile and health ─────────────────────────────────────────────────────────────────
 

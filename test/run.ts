@@ -1,5 +1,6 @@
 // `npm test`: start throwaway PostgreSQL and Redis (unless DATABASE_URL / REDIS_URL point at
-// servers already), run tap with any extra CLI args, print "N passed, M failed", stop everything.
+// servers already), make a test CA (services/tls.ts), run tap with any extra CLI args, print
+// "N passed, M failed", stop everything.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
@@ -7,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { ensurePackages } from './services/debian.js'
 import { startPostgres } from './services/postgres.js'
 import { startRedis } from './services/redis.js'
+import { makeTestCa } from './services/tls.js'
 import { type Defer, UsageError, signalExitCode } from './services/util.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -43,6 +45,11 @@ async function main (args: string[]): Promise<number> {
     env.REDIS_URL = await startRedis(defer)
     console.error(`[test] Redis ready at ${env.REDIS_URL}`)
   }
+  checkInterrupted()
+  // Node reads NODE_EXTRA_CA_CERTS only at process start: made here, inherited by every test process
+  const ca = await makeTestCa(defer, env.NODE_EXTRA_CA_CERTS)
+  env.NODE_EXTRA_CA_CERTS = ca.caBundle
+  env.TEST_TLS_DIR = ca.dir
   checkInterrupted()
   return runTap(args, env)
 }

@@ -111,6 +111,12 @@ export const migrations: ReadonlyArray<readonly string[]> = [
     pruned_xid xid8 NOT NULL DEFAULT '0'
   );
   INSERT INTO sync_state DEFAULT VALUES
+  `),
+  // A push token belongs to one device of one user: registered again by someone else (a
+  // phone that changed hands), it moves to them; and a token the provider reports gone
+  // is found and deleted by its value (plugins/push).
+  statements(`
+  CREATE UNIQUE INDEX devices_push_token ON devices (push_token)
   `)
 ]
 

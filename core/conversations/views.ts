@@ -5,6 +5,7 @@ import type { ConversationView } from '../../schemas/index.js'
 import { iso } from '../iso.js'
 import type { Queryable } from '../store.js'
 import { membersOf, toConversation, type ConversationRow } from './repo.js'
+import { unreadCondition } from './unread.js'
 
 /** Position in the list: last activity in µs since the epoch, then id (both descending). */
 export interface ListPosition { activityUs: number, id: string }
@@ -27,14 +28,11 @@ interface ViewRow extends ConversationRow {
 const VIEWS_SQL = `
 SELECT p.id::text AS id, p.type, p.title, p.last_seq, p.created_at, p.activity_us,
        p.delivered_seq, p.read_seq, p.muted_until,
-       (SELECT count(*) FROM events u
-         WHERE u.conv_id = p.id AND u.seq > p.read_seq AND u.type = 'text' AND u.sender_id <> $1
-           AND NOT EXISTS (SELECT 1 FROM events d WHERE d.conv_id = u.conv_id AND d.target_seq = u.seq AND d.type = 'delete')
-       )::int AS unread_count,
+       (SELECT count(*) FROM events u WHERE ${unreadCondition('u', 'p')})::int AS unread_count,
        lm.seq AS lm_seq, lm.sender_id AS lm_sender_id, coalesce(le.text, lm.text) AS lm_text,
        le.text IS NOT NULL AS lm_edited, lm.created_at AS lm_ts
 FROM (
-  SELECT c.id, c.type, c.title, c.last_seq, c.created_at, m.delivered_seq, m.read_seq, m.muted_until,
+  SELECT c.id, c.id AS conv_id, m.user_id, c.type, c.title, c.last_seq, c.created_at, m.delivered_seq, m.read_seq, m.muted_until,
          (extract(epoch FROM c.last_event_at) * 1000000)::bigint AS activity_us
   FROM members m JOIN conversations c ON c.id = m.conv_id
   WHERE m.user_id = $1

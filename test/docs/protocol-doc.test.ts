@@ -6,7 +6,14 @@ import { ERROR_CODES, errorStatus } from '../../schemas/errors.js'
 
 const protocol = await readFile(new URL('../../docs/protocol.md', import.meta.url), 'utf8')
 const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
-const config = await readFile(new URL('../../broker/config.ts', import.meta.url), 'utf8')
+// the core variables and every plugin's own (each plugin parses its section in its folder)
+const pluginSources = async (): Promise<string[]> => {
+  const { readdir } = await import('node:fs/promises')
+  const root = new URL('../../plugins/', import.meta.url)
+  const files = (await readdir(root, { recursive: true })).filter(f => f.endsWith('.ts'))
+  return await Promise.all(files.map(f => readFile(new URL(f, root), 'utf8')))
+}
+const config = [await readFile(new URL('../../broker/config.ts', import.meta.url), 'utf8'), ...await pluginSources()].join('\n')
 
 t.test('every error code is documented with its HTTP status', async (t) => {
   for (const code of ERROR_CODES) {
@@ -18,7 +25,7 @@ t.test('every error code is documented with its HTTP status', async (t) => {
 
 t.test('every configuration variable is documented in the README', async (t) => {
   const variables = [...new Set([...config.matchAll(/'((?:THREADLINE|DATABASE|REDIS)_[A-Z_]+)'/g)].map(m => m[1] as string))]
-  t.ok(variables.length >= 10, `found ${variables.length} variables in broker/config.ts`)
+  t.ok(variables.length >= 10, `found ${variables.length} variables in broker/config.ts and plugins/`)
   for (const v of variables) t.match(readme, v, `${v} is in the README`)
 })
 
