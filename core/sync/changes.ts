@@ -2,14 +2,14 @@
 // GET /v1/conversations shows them (the same views, so unread counts agree), the
 // conversations they left or were removed from, and the cursor to ask with next.
 //
-// One statement reads the snapshot's xmin, the database's epoch and prune horizon, and
-// the page of changed conversation ids, so all four agree with each other. The views of
+// One statement reads its own snapshot, the database's epoch and prune horizon, and the
+// page of changed conversation ids, so all of them agree with each other. The views of
 // the page are read after it: anything they show that the page's snapshot did not see
-// was committed by a transaction at or above that xmin, and is reported again next time.
+// was stamped by a transaction that snapshot did not see, and is reported again next time.
 import { ThreadlineError, type ConversationView } from '../../schemas/index.js'
 import { conversationViews } from '../conversations/views.js'
 import type { Queryable } from '../store.js'
-import { encodeSyncCursor, type SyncCursor } from './cursor.js'
+import { cursorSnapshot, encodeSyncCursor, snapshotXip, snapshotXmax, snapshotXmin, type SyncCursor } from './cursor.js'
 import { ensureSyncState } from './state.js'
 
 export interface SyncResult {
@@ -22,37 +22,40 @@ export interface SyncResult {
 interface PageRow {
   epoch: string
   pruned: string
-  xmin: string
-  xmax: string
+  snapshot: string
   conv_id: string | null
   removed: boolean | null
 }
 
-// $1 user, $2 since (null: everything), $3 after (null: from the start), $4 rows.
+// $1 user, $2 and $5 the cursor's snapshot: its xmax (null: everything) and the
+// transactions in progress then; a row is new to it when stamped by a transaction at or
+// above xmax or by one of those (pg_visible_in_snapshot, which cannot be used itself: a
+// pg_snapshot literal ahead of the database fails to parse, and such a cursor must get
+// cursor_expired). $3 after (null: from the start), $4 rows.
 // Per user it reads their members rows (members_user_id) and one conversation each;
 // removals come from their own rows of member_removals.
 const PAGE_SQL = `
 WITH st AS (
   SELECT epoch, pruned_xid::text AS pruned,
-         pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
-         pg_snapshot_xmax(pg_current_snapshot())::text AS xmax
+         pg_current_snapshot()::text AS snapshot
   FROM sync_state
 ), changed AS (
   SELECT m.conv_id, false AS removed
   FROM members m JOIN conversations c ON c.id = m.conv_id
   WHERE m.user_id = $1
-    AND ($2::xid8 IS NULL OR m.sync_xid >= $2::xid8 OR c.sync_xid >= $2::xid8)
+    AND ($2::xid8 IS NULL OR m.sync_xid >= $2::xid8 OR m.sync_xid = ANY($5::xid8[])
+      OR c.sync_xid >= $2::xid8 OR c.sync_xid = ANY($5::xid8[]))
     AND ($3::uuid IS NULL OR m.conv_id > $3::uuid)
   UNION ALL
   SELECT r.conv_id, true
   FROM member_removals r
-  WHERE $2::xid8 IS NOT NULL AND r.user_id = $1 AND r.sync_xid >= $2::xid8
+  WHERE $2::xid8 IS NOT NULL AND r.user_id = $1 AND (r.sync_xid >= $2::xid8 OR r.sync_xid = ANY($5::xid8[]))
     AND ($3::uuid IS NULL OR r.conv_id > $3::uuid)
     AND NOT EXISTS (SELECT 1 FROM members m WHERE m.conv_id = r.conv_id AND m.user_id = $1)
 ), page AS (
   SELECT conv_id, removed FROM changed ORDER BY conv_id LIMIT $4
 )
-SELECT st.epoch, st.pruned, st.xmin, st.xmax, p.conv_id::text AS conv_id, p.removed
+SELECT st.epoch, st.pruned, st.snapshot, p.conv_id::text AS conv_id, p.removed
 FROM st LEFT JOIN page p ON true
 ORDER BY p.conv_id`
 
@@ -62,18 +65,19 @@ const expired = (why: string): ThreadlineError =>
 /** Checks a cursor against the database that is to answer it. */
 function checkCursor (cursor: SyncCursor, state: PageRow): void {
   if (cursor.epoch !== state.epoch) throw expired('the cursor is from another database or one that was reset')
-  const xmax = BigInt(state.xmax)
-  for (const xid of [cursor.since, cursor.upto]) {
-    if (xid !== null && BigInt(xid) > xmax) throw expired('the cursor is ahead of this database (restored from a backup?)')
+  const xmax = snapshotXmax(state.snapshot)
+  for (const snapshot of [cursor.since, cursor.upto]) {
+    if (snapshot !== null && snapshotXmax(snapshot) > xmax) throw expired('the cursor is ahead of this database (restored from a backup?)')
   }
   // removals stamped at or below the horizon may be gone: this cursor needs them
-  if (cursor.since !== null && BigInt(state.pruned) >= BigInt(cursor.since)) {
+  if (cursor.since !== null && BigInt(state.pruned) >= snapshotXmin(cursor.since)) {
     throw expired('the cursor is older than the removals this server keeps')
   }
 }
 
 async function readPage (q: Queryable, userId: string, cursor: SyncCursor | null, rows: number): Promise<PageRow[]> {
-  const params = [userId, cursor?.since ?? null, cursor?.after ?? null, rows]
+  const since = cursor?.since ?? null
+  const params = [userId, since === null ? null : String(snapshotXmax(since)), cursor?.after ?? null, rows, since === null ? [] : snapshotXip(since)]
   const result = await q.query<PageRow>(PAGE_SQL, params)
   if (result.length > 0) return result
   // no sync_state row: a database emptied by hand; a new epoch expires every old cursor
@@ -99,8 +103,8 @@ export async function syncPage (q: Queryable, userId: string, cursor: SyncCursor
     : await conversationViews(q, userId, { convIds: present, limit: present.length })
   const byId = new Map(views.map(v => [v.view.id, v.view]))
   const since = cursor?.since ?? null
-  // a finished sync hands out the xmin of its first page (read now, or kept in the cursor)
-  const upto = cursor?.upto ?? state.xmin
+  // a finished sync hands out the snapshot of its first page (read now, or kept in the cursor)
+  const upto = cursor?.upto ?? cursorSnapshot(state.snapshot)
   const last = page.at(-1)
   const next: SyncCursor = hasMore && last !== undefined
     ? { epoch: state.epoch, since, upto, after: last.conv_id }

@@ -132,3 +132,19 @@ t.test('many writers holding their transactions open for random times: a chain o
     if (f.read_seq > 0) t.equal(seen.get(f.conv_id), f.read_seq, `conversation ${f.conv_id.slice(0, 8)}: the last write was seen`)
   }
 }))
+
+t.test('a transaction left open elsewhere holds nothing back: what a sync saw is not reported again', t => forEachStore(t, async (t, store, driver) => {
+  if (driver !== 'pg') return t.pass('PGlite has one connection: no transaction can stay open beside a sync')
+  const [a, b] = (await groupsOf(store, 'una', 2)).sort() as [string, string]
+  // an unrelated writer that stays open across the syncs below (another database of the
+  // same server would do the same: transaction ids are server-wide)
+  const idle = await held(store, (tx) => tx.query('SELECT pg_current_xact_id()'))
+  t.teardown(() => idle.commit())
+  const base = await sync(store, 'una', null)
+  t.same(ids(base), [a, b])
+  t.same(ids(await sync(store, 'una', base.cursor)), [], 'nothing changed: nothing reported, the open transaction notwithstanding')
+  await read(store, a, 'una')
+  const next = await sync(store, 'una', base.cursor)
+  t.same(ids(next), [a])
+  t.same(ids(await sync(store, 'una', next.cursor)), [], 'and nothing again after that')
+}))

@@ -198,12 +198,14 @@ t.test('bad cursors answer bad_request; cursors the database can no longer answe
   for (const [cursor, why] of [
     ['nope', 'not base64url of a cursor'],
     ['a%20b', 'not base64url at all'],
-    [Buffer.from('s1.0123456789abcdef.12.3.').toString('base64url'), 'upto without after'],
-    [Buffer.from('s1.0123456789abcdef...').toString('base64url'), 'no position'],
-    [Buffer.from(`s2.${good.epoch}.${good.since ?? ''}..`).toString('base64url'), 'another version'],
-    [Buffer.from(`s1.${good.epoch}.99999999999999999999999..`).toString('base64url'), 'an xid over 64 bits'],
-    [Buffer.from(`s1.${good.epoch}.9.3.${conv}`).toString('base64url'), 'since after upto'],
-    [Buffer.from(`s1.${good.epoch}.3.4.not-a-uuid`).toString('base64url'), 'after not a UUID'],
+    [Buffer.from('s2.0123456789abcdef.12:12:.3:3:.').toString('base64url'), 'upto without after'],
+    [Buffer.from('s2.0123456789abcdef...').toString('base64url'), 'no position'],
+    [Buffer.from(`s1.${good.epoch}.${good.since ?? ''}..`).toString('base64url'), 'another version'],
+    [Buffer.from(`s2.${good.epoch}.99999999999999999999999:99999999999999999999999:..`).toString('base64url'), 'an xid over 64 bits'],
+    [Buffer.from(`s2.${good.epoch}.9:9:.3:3:.${conv}`).toString('base64url'), 'since after upto'],
+    [Buffer.from(`s2.${good.epoch}.3:3:.4:4:.not-a-uuid`).toString('base64url'), 'after not a UUID'],
+    [Buffer.from(`s2.${good.epoch}.5:9:4..`).toString('base64url'), 'a running transaction below xmin'],
+    [Buffer.from(`s2.${good.epoch}.5:9..`).toString('base64url'), 'a snapshot without its list'],
     ['x'.repeat(201), 'over 200 characters']
   ] as const) {
     const res = await api.call('oz', { method: 'GET', url: `/v1/sync?cursor=${cursor}` })
@@ -215,7 +217,7 @@ t.test('bad cursors answer bad_request; cursors the database can no longer answe
   const fromElsewhere = await api.call('oz', { method: 'GET', url: `/v1/sync?cursor=${otherDb}` })
   t.equal(fromElsewhere.statusCode, 400)
   t.match(fromElsewhere.json(), { code: 'cursor_expired', message: /another database/ })
-  const ahead = encodeSyncCursor({ ...good, since: String(2n ** 62n) })
+  const ahead = encodeSyncCursor({ ...good, since: `${2n ** 62n}:${2n ** 62n}:` })
   t.match((await api.call('oz', { method: 'GET', url: `/v1/sync?cursor=${ahead}` })).json(), { code: 'cursor_expired', message: /ahead/ })
 
   // a removal pruned past its retention: cursors that might have needed it expire
