@@ -11,7 +11,9 @@
 //   removed, and users left without devices go offline at once, last seen at its last
 //   heartbeat.
 // Every call that changes the state returns the transition to that one caller, which
-// publishes it: one publish per change, however many nodes there are.
+// publishes it and confirms it (`published`): one publish per change, however many nodes
+// there are. A change nobody confirmed (its caller was told the call failed, yet it ran)
+// is handed out again by `unpublished`, so it is published at least once.
 import type { PresenceState } from '../../core/presence/service.js'
 
 /** One device of this node as the backend keeps it: `conn` starts with `<nodeId>/`. */
@@ -25,6 +27,8 @@ export interface Transition {
   readonly state: PresenceState
   /** epoch ms, for `offline` */
   readonly lastSeenMs?: number
+  /** what `published` confirms (drivers whose calls may run unseen) */
+  readonly token?: string
 }
 
 export interface SyncResult {
@@ -39,6 +43,8 @@ export interface BackendOptions {
   readonly graceMs: number
   /** a node whose heartbeat is older than this is dead */
   readonly deadAfterMs: number
+  /** a change not confirmed published after this long is handed out again */
+  readonly staleMs: number
 }
 
 export interface PresenceBackend {
@@ -56,6 +62,10 @@ export interface PresenceBackend {
   heartbeat(nowMs: number): Promise<boolean>
   /** Removes the devices of dead nodes, at most `limit` users' worth per call. */
   reapDead(nowMs: number, limit: number): Promise<Transition[]>
+  /** The transition `t` was published. */
+  published(t: Transition): Promise<void>
+  /** Changes not confirmed published for staleMs, claimed for this caller to publish (at most `limit`). */
+  unpublished(nowMs: number, limit: number): Promise<Transition[]>
   /** The current state of each user (absent: offline). */
   states(userIds: readonly string[]): Promise<Map<string, Exclude<PresenceState, 'offline'>>>
   /** Of `userIds`, those with a device connected on some node. */
@@ -83,6 +93,9 @@ export class MemoryWorld {
   readonly nodeUsers = new Map<string, Set<string>>()
   /** nodes that were taken for dead while they may still run */
   readonly reaped = new Set<string>()
+  /** user → the change not confirmed published yet, and when it was written or claimed */
+  readonly outbox = new Map<string, { transition: Transition, at: number }>()
+  seq = 0
 }
 
 const nodeOf = (conn: string): string => conn.slice(0, conn.lastIndexOf('/'))
@@ -114,13 +127,13 @@ export class MemoryBackend implements PresenceBackend {
     } else {
       mine?.delete(userId)
     }
-    return this.#recompute(userId, rec, atMs, this.#opts.graceMs)
+    return this.#recompute(userId, rec, atMs, this.#opts.graceMs, Date.now())
   }
 
   async settle (userId: string, nowMs: number): Promise<Transition | null> {
     const due = this.#world.pending.get(userId)
     if (due === undefined || due > nowMs) return null
-    return this.#finish(userId)
+    return this.#finish(userId, nowMs)
   }
 
   async settleDue (nowMs: number, limit: number): Promise<Transition[]> {
@@ -128,7 +141,7 @@ export class MemoryBackend implements PresenceBackend {
     for (const [userId, due] of [...this.#world.pending]) {
       if (out.length >= limit) break
       if (due > nowMs) continue
-      const t = this.#finish(userId)
+      const t = this.#finish(userId, nowMs)
       if (t !== null) out.push(t)
     }
     return out
@@ -153,11 +166,26 @@ export class MemoryBackend implements PresenceBackend {
         const rec = w.users.get(userId)
         if (rec === undefined) continue
         for (const conn of [...rec.devices.keys()]) if (nodeOf(conn) === node) rec.devices.delete(conn)
-        const r = this.#recompute(userId, rec, beat, 0)
+        const r = this.#recompute(userId, rec, beat, 0, nowMs)
         if (r.transition !== null) out.push(r.transition)
       }
       w.nodeUsers.delete(node)
       w.nodes.delete(node)
+    }
+    return out
+  }
+
+  async published (t: Transition): Promise<void> {
+    if (this.#world.outbox.get(t.userId)?.transition.token === t.token) this.#world.outbox.delete(t.userId)
+  }
+
+  async unpublished (nowMs: number, limit: number): Promise<Transition[]> {
+    const out: Transition[] = []
+    for (const [, entry] of this.#world.outbox) {
+      if (out.length >= limit) break
+      if (entry.at >= nowMs - this.#opts.staleMs) continue
+      entry.at = nowMs
+      out.push(entry.transition)
     }
     return out
   }
@@ -184,7 +212,7 @@ export class MemoryBackend implements PresenceBackend {
 
   async close (): Promise<void> {}
 
-  #recompute (userId: string, rec: UserRecord, atMs: number, graceMs: number): SyncResult {
+  #recompute (userId: string, rec: UserRecord, atMs: number, graceMs: number, nowMs: number): SyncResult {
     const w = this.#world
     if (rec.devices.size > 0) {
       w.pending.delete(userId)
@@ -192,7 +220,7 @@ export class MemoryBackend implements PresenceBackend {
       const next = [...rec.devices.values()].some(away => !away) ? 'online' : 'away'
       if (rec.state === next) return { transition: null, pendingUntilMs: null }
       rec.state = next
-      return { transition: { userId, state: next }, pendingUntilMs: null }
+      return { transition: this.#changed({ userId, state: next }, nowMs), pendingUntilMs: null }
     }
     if (rec.state === null) {
       w.users.delete(userId)
@@ -202,19 +230,26 @@ export class MemoryBackend implements PresenceBackend {
     if (due !== undefined) return { transition: null, pendingUntilMs: due }
     if (graceMs <= 0) {
       w.users.delete(userId)
-      return { transition: { userId, state: 'offline', lastSeenMs: atMs }, pendingUntilMs: null }
+      return { transition: this.#changed({ userId, state: 'offline', lastSeenMs: atMs }, nowMs), pendingUntilMs: null }
     }
     rec.goneAtMs = atMs
     w.pending.set(userId, atMs + graceMs)
     return { transition: null, pendingUntilMs: atMs + graceMs }
   }
 
-  #finish (userId: string): Transition | null {
+  #finish (userId: string, nowMs: number): Transition | null {
     const w = this.#world
     w.pending.delete(userId)
     const rec = w.users.get(userId)
     if (rec === undefined || rec.devices.size > 0) return null
     w.users.delete(userId)
-    return { userId, state: 'offline', lastSeenMs: rec.goneAtMs ?? Date.now() }
+    return this.#changed({ userId, state: 'offline', lastSeenMs: rec.goneAtMs ?? nowMs }, nowMs)
+  }
+
+  /** Into the outbox until confirmed published (the same contract as the Redis driver). */
+  #changed (t: Transition, nowMs: number): Transition {
+    const stamped = { ...t, token: String(++this.#world.seq) }
+    this.#world.outbox.set(t.userId, { transition: stamped, at: nowMs })
+    return stamped
   }
 }

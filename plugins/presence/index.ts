@@ -110,16 +110,23 @@ export const presencePlugin = definePlugin<PresenceOptions>({
 
   async setup (ctx, options) {
     const log = ctx.log.child({ plugin: 'presence' })
-    const backendOptions = { nodeId: ctx.broker.id, graceMs: options.graceMs, deadAfterMs: 3 * options.heartbeatMs }
+    const backendOptions = {
+      nodeId: ctx.broker.id,
+      graceMs: options.graceMs,
+      deadAfterMs: 3 * options.heartbeatMs,
+      // longer than a publish may take (broker/bounded-publish.ts: 2 × the Redis timeout + 1 s)
+      staleMs: 3 * options.heartbeatMs + 2 * ctx.config.redisTimeoutMs + 1000
+    }
     const cluster = ctx.config.redisUrl !== null ? connectRedis(ctx, ctx.config.redisUrl) : null
     const backend: PresenceBackend = cluster !== null ? new RedisBackend(cluster.redis, backendOptions) : new MemoryBackend(backendOptions)
     const lastSeen = new LastSeenWriter(ctx.store, log)
     let closing = false
-    const publish = (t: Transition): void => {
+    const publish = async (t: Transition): Promise<boolean> => {
       if (t.state === 'offline' && t.lastSeenMs !== undefined) lastSeen.add(t.userId, t.lastSeenMs)
-      if (closing) return // the broker is closed; with Redis the retained state is left for the other nodes
-      ctx.publish(presenceTopic(t.userId), JSON.stringify(messageOf(t)), { qos: 0, retain: true })
-        .catch((err: unknown) => log.warn({ err: (err as Error).message, userId: t.userId, state: t.state }, 'presence not published'))
+      // the broker is closed: with Redis, another node publishes the change (it stays unconfirmed)
+      if (closing) return false
+      await ctx.publish(presenceTopic(t.userId), JSON.stringify(messageOf(t)), { qos: 0, retain: true })
+      return true
     }
     const tracker = new PresenceTracker(backend, {
       nodeId: ctx.broker.id, idleMs: options.idleS * 1000, heartbeatMs: options.heartbeatMs, stateSyncMs: STATE_SYNC_MS

@@ -6,9 +6,18 @@
 //   threadline:presence:nodes        sorted set: node → last heartbeat (ms)
 //   threadline:presence:node:<id>    set: users with a device on that node
 //   threadline:presence:reaped:<id>  a node was taken for dead (so it can tell, if it wasn't)
+//   threadline:presence:outbox       hash: user → the change not yet confirmed published
+//   threadline:presence:outbox:at    sorted set: user → when it was written or last claimed
 // Each change is one Lua script, so the state moves once and exactly one caller learns
 // of each transition. Times are the nodes' clocks (epoch ms), assumed to agree within
 // well under a heartbeat. Every command has the connection's commandTimeout.
+//
+// A command that timed out may still have run (Redis was only slow, or answered into a
+// connection that was given up): its change happened, and nobody was told. So every
+// change is also written to the outbox in its script; the node that publishes it takes
+// it out (`published`), and what stays there longer than `staleMs` is claimed and
+// published by whichever node sweeps next (`unpublished`). A change is thus published
+// exactly once while Redis answers, and at least once when it did not.
 import type { Redis } from 'ioredis'
 import type { PresenceState } from '../../core/presence/service.js'
 import type { BackendOptions, DeviceView, PresenceBackend, SyncResult, Transition } from './backend.js'
@@ -18,15 +27,27 @@ export const USER_PREFIX = `${PREFIX}user:`
 export const PENDING_KEY = `${PREFIX}pending`
 export const CONNECTED_KEY = `${PREFIX}connected`
 export const NODES_KEY = `${PREFIX}nodes`
+export const OUTBOX_KEY = `${PREFIX}outbox`
+const OUTBOX_AT_KEY = `${PREFIX}outbox:at`
+const OUTBOX_SEQ_KEY = `${PREFIX}outbox:seq`
 const NODE_PREFIX = `${PREFIX}node:`
 const REAPED_PREFIX = `${PREFIX}reaped:`
 /** how long a reaped node's marker waits for it to come back and notice */
 const REAPED_TTL_MS = 24 * 3600 * 1000
 
-// KEYS[1] pending, KEYS[2] connected. recompute(): the rule of backend.ts for one user
-// whose devices were just changed. Returns {} | {'state', s[, lastSeen]} | {'pending', until}.
+// KEYS[1] pending, KEYS[2] connected, KEYS[3] outbox, KEYS[4] outbox:at, KEYS[5] outbox seq;
+// NOW: the caller's clock. recompute(): the rule of backend.ts for one user whose devices
+// were just changed. Returns {} | {'state', payload} | {'pending', until}; payload is
+// what the outbox holds: state|lastSeen|n.
 const RULE = `
-local PENDING, CONNECTED = KEYS[1], KEYS[2]
+local PENDING, CONNECTED, OUTBOX, OUTBOX_AT, OUTBOX_SEQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local NOW
+local function changed (user, state, seen)
+  local payload = state .. '|' .. (seen or '') .. '|' .. redis.call('INCR', OUTBOX_SEQ)
+  redis.call('HSET', OUTBOX, user, payload)
+  redis.call('ZADD', OUTBOX_AT, NOW, user)
+  return payload
+end
 local function recompute (ukey, user, at, grace)
   local f = redis.call('HGETALL', ukey)
   local n, active, state = 0, false, false
@@ -46,7 +67,7 @@ local function recompute (ukey, user, at, grace)
     local nxt = active and 'online' or 'away'
     if state == nxt then return {} end
     redis.call('HSET', ukey, 'state', nxt)
-    return {'state', nxt}
+    return {'state', changed(user, nxt)}
   end
   redis.call('SREM', CONNECTED, user)
   if not state then
@@ -57,14 +78,15 @@ local function recompute (ukey, user, at, grace)
   if due then return {'pending', due} end
   if tonumber(grace) <= 0 then
     redis.call('DEL', ukey)
-    return {'state', 'offline', tostring(at)}
+    return {'state', changed(user, 'offline', tostring(at))}
   end
   local untilMs = tostring(tonumber(at) + tonumber(grace))
   redis.call('HSET', ukey, 'gone', at)
   redis.call('ZADD', PENDING, untilMs, user)
   return {'pending', untilMs}
 end
--- the grace period of user is over: offline, last seen when the last device went
+-- the grace period of user is over: offline, last seen when the last device went.
+-- Returns the outbox payload, or false.
 local function finish (ukey, user, now)
   redis.call('ZREM', PENDING, user)
   local f = redis.call('HGETALL', ukey)
@@ -76,18 +98,19 @@ local function finish (ukey, user, now)
   if #f == 0 then return false end
   redis.call('DEL', ukey)
   redis.call('SREM', CONNECTED, user)
-  return gone or now
+  return changed(user, 'offline', gone or now)
 end
 `
 
-// KEYS: pending, connected, user hash, nodes, the node's user set
-// ARGV: user, node, at, grace, then conn, a|w pairs
+// KEYS: the RULE's five, user hash, nodes, the node's user set
+// ARGV: now, user, node, at, grace, then conn, a|w pairs
 const SYNC = RULE + `
-local ukey, node = KEYS[3], ARGV[2]
+NOW = ARGV[1]
+local ukey, node = KEYS[6], ARGV[3]
 local prefix = 'd:' .. node .. '/'
 local want = {}
 local mine = false
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   want['d:' .. ARGV[i]] = ARGV[i + 1]
   mine = true
 end
@@ -96,29 +119,31 @@ for _, k in ipairs(redis.call('HKEYS', ukey)) do
 end
 for k, v in pairs(want) do redis.call('HSET', ukey, k, v) end
 if mine then
-  redis.call('SADD', KEYS[5], ARGV[1])
-  if not redis.call('ZSCORE', KEYS[4], node) then redis.call('ZADD', KEYS[4], ARGV[3], node) end
+  redis.call('SADD', KEYS[8], ARGV[2])
+  if not redis.call('ZSCORE', KEYS[7], node) then redis.call('ZADD', KEYS[7], ARGV[1], node) end
 else
-  redis.call('SREM', KEYS[5], ARGV[1])
+  redis.call('SREM', KEYS[8], ARGV[2])
 end
-return recompute(ukey, ARGV[1], ARGV[3], ARGV[4])
+return recompute(ukey, ARGV[2], ARGV[4], ARGV[5])
 `
 
-// KEYS: pending, connected, user hash · ARGV: user, now. Returns the last seen time or false.
+// KEYS: the RULE's five, user hash · ARGV: user, now. Returns the outbox payload or false.
 const SETTLE = RULE + `
+NOW = ARGV[2]
 local due = redis.call('ZSCORE', PENDING, ARGV[1])
-if not due or tonumber(due) > tonumber(ARGV[2]) then return false end
-return finish(KEYS[3], ARGV[1], ARGV[2])
+if not due or tonumber(due) > tonumber(NOW) then return false end
+return finish(KEYS[6], ARGV[1], NOW)
 `
 
-// KEYS: pending, connected · ARGV: now, limit, user key prefix. Returns user, lastSeen pairs.
+// KEYS: the RULE's five · ARGV: now, limit, user key prefix. Returns user, payload pairs.
 const SETTLE_DUE = RULE + `
+NOW = ARGV[1]
 local out = {}
-for _, user in ipairs(redis.call('ZRANGEBYSCORE', PENDING, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))) do
-  local seen = finish(ARGV[3] .. user, user, ARGV[1])
-  if seen then
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', PENDING, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[2]))) do
+  local payload = finish(ARGV[3] .. user, user, NOW)
+  if payload then
     table.insert(out, user)
-    table.insert(out, seen)
+    table.insert(out, payload)
   end
 end
 return out
@@ -130,17 +155,18 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return redis.call('DEL', KEYS[2])
 `
 
-// KEYS: pending, connected, nodes, the dead node's user set, its reaped marker
-// ARGV: node, cutoff, batch, user key prefix, marker ttl.
-// Returns {more, user, state, lastSeen, …}: more = 1 while users are left to reap.
+// KEYS: the RULE's five, nodes, the dead node's user set, its reaped marker
+// ARGV: node, cutoff, batch, user key prefix, marker ttl, now.
+// Returns {more, user, payload, …}: more = 1 while users are left to reap.
 const REAP = RULE + `
+NOW = ARGV[6]
 local node = ARGV[1]
-local beat = redis.call('ZSCORE', KEYS[3], node)
+local beat = redis.call('ZSCORE', KEYS[6], node)
 if not beat or tonumber(beat) >= tonumber(ARGV[2]) then return {0} end
-redis.call('SET', KEYS[5], '1', 'PX', ARGV[5])
+redis.call('SET', KEYS[8], '1', 'PX', ARGV[5])
 local prefix = 'd:' .. node .. '/'
 local out = {0}
-for _, user in ipairs(redis.call('SPOP', KEYS[4], tonumber(ARGV[3]))) do
+for _, user in ipairs(redis.call('SPOP', KEYS[7], tonumber(ARGV[3]))) do
   local ukey = ARGV[4] .. user
   for _, k in ipairs(redis.call('HKEYS', ukey)) do
     if string.sub(k, 1, #prefix) == prefix then redis.call('HDEL', ukey, k) end
@@ -149,10 +175,37 @@ for _, user in ipairs(redis.call('SPOP', KEYS[4], tonumber(ARGV[3]))) do
   if r[1] == 'state' then
     table.insert(out, user)
     table.insert(out, r[2])
-    table.insert(out, r[3] or '')
   end
 end
-if redis.call('SCARD', KEYS[4]) == 0 then redis.call('ZREM', KEYS[3], node) else out[1] = 1 end
+if redis.call('SCARD', KEYS[7]) == 0 then redis.call('ZREM', KEYS[6], node) else out[1] = 1 end
+return out
+`
+
+// KEYS: outbox, outbox:at · ARGV: user, payload. The change was published: out of the outbox,
+// unless a newer change of the user replaced it meanwhile.
+const PUBLISHED = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[1 + 1] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 0
+`
+
+// KEYS: outbox, outbox:at · ARGV: written before, now, limit. Claims changes left unpublished
+// (their time is set to now, so another node claims them only once they are stale again).
+// Returns user, payload pairs.
+const CLAIM_UNPUBLISHED = `
+local out = {}
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))) do
+  local payload = redis.call('HGET', KEYS[1], user)
+  if payload then
+    redis.call('ZADD', KEYS[2], ARGV[2], user)
+    table.insert(out, user)
+    table.insert(out, payload)
+  else
+    redis.call('ZREM', KEYS[2], user)
+  end
+end
 return out
 `
 
@@ -171,48 +224,58 @@ interface PresenceCommands {
   threadlinePresenceHeartbeat(...args: string[]): Promise<number>
   threadlinePresenceReap(...args: string[]): Promise<Reply>
   threadlinePresenceLeave(...args: string[]): Promise<number>
+  threadlinePresencePublished(...args: string[]): Promise<number>
+  threadlinePresenceClaim(...args: string[]): Promise<string[]>
 }
 
-function transitionOf (userId: string, state: string, lastSeen: string | number | undefined): Transition {
-  if (state === 'offline') return { userId, state, lastSeenMs: Number(lastSeen) }
-  return { userId, state: state as PresenceState }
+/** A change as the outbox holds it (state|lastSeen|n) → the transition, carrying the payload to confirm it by. */
+function transitionOf (userId: string, payload: string): Transition {
+  const [state, seen] = payload.split('|')
+  if (state === 'offline') return { userId, state, lastSeenMs: Number(seen), token: payload }
+  return { userId, state: state as PresenceState, token: payload }
+}
+
+function pairs (flat: ReadonlyArray<string | number>, from = 0): Transition[] {
+  const out: Transition[] = []
+  for (let i = from; i + 1 < flat.length; i += 2) out.push(transitionOf(String(flat[i]), String(flat[i + 1])))
+  return out
 }
 
 export class RedisBackend implements PresenceBackend {
   readonly #redis: Redis & PresenceCommands
   readonly #opts: BackendOptions
+  readonly #rule: readonly string[] = [PENDING_KEY, CONNECTED_KEY, OUTBOX_KEY, OUTBOX_AT_KEY, OUTBOX_SEQ_KEY]
 
   constructor (redis: Redis, opts: BackendOptions) {
-    redis.defineCommand('threadlinePresenceSync', { numberOfKeys: 5, lua: SYNC })
-    redis.defineCommand('threadlinePresenceSettle', { numberOfKeys: 3, lua: SETTLE })
-    redis.defineCommand('threadlinePresenceSettleDue', { numberOfKeys: 2, lua: SETTLE_DUE })
+    redis.defineCommand('threadlinePresenceSync', { numberOfKeys: 8, lua: SYNC })
+    redis.defineCommand('threadlinePresenceSettle', { numberOfKeys: 6, lua: SETTLE })
+    redis.defineCommand('threadlinePresenceSettleDue', { numberOfKeys: 5, lua: SETTLE_DUE })
     redis.defineCommand('threadlinePresenceHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT })
-    redis.defineCommand('threadlinePresenceReap', { numberOfKeys: 5, lua: REAP })
+    redis.defineCommand('threadlinePresenceReap', { numberOfKeys: 8, lua: REAP })
     redis.defineCommand('threadlinePresenceLeave', { numberOfKeys: 2, lua: LEAVE })
+    redis.defineCommand('threadlinePresencePublished', { numberOfKeys: 2, lua: PUBLISHED })
+    redis.defineCommand('threadlinePresenceClaim', { numberOfKeys: 2, lua: CLAIM_UNPUBLISHED })
     this.#redis = redis as Redis & PresenceCommands
     this.#opts = opts
   }
 
   async sync (userId: string, devices: readonly DeviceView[], atMs: number): Promise<SyncResult> {
     const node = this.#opts.nodeId
-    const pairs = devices.flatMap(d => [d.conn, d.away ? 'w' : 'a'])
-    const r = await this.#redis.threadlinePresenceSync(PENDING_KEY, CONNECTED_KEY, USER_PREFIX + userId, NODES_KEY, NODE_PREFIX + node,
-      userId, node, String(atMs), String(this.#opts.graceMs), ...pairs)
-    if (r[0] === 'state') return { transition: transitionOf(userId, String(r[1]), r[2]), pendingUntilMs: null }
+    const flat = devices.flatMap(d => [d.conn, d.away ? 'w' : 'a'])
+    const r = await this.#redis.threadlinePresenceSync(...this.#rule, USER_PREFIX + userId, NODES_KEY, NODE_PREFIX + node,
+      String(Date.now()), userId, node, String(atMs), String(this.#opts.graceMs), ...flat)
+    if (r[0] === 'state') return { transition: transitionOf(userId, String(r[1])), pendingUntilMs: null }
     if (r[0] === 'pending') return { transition: null, pendingUntilMs: Number(r[1]) }
     return { transition: null, pendingUntilMs: null }
   }
 
   async settle (userId: string, nowMs: number): Promise<Transition | null> {
-    const seen = await this.#redis.threadlinePresenceSettle(PENDING_KEY, CONNECTED_KEY, USER_PREFIX + userId, userId, String(nowMs))
-    return seen === null ? null : transitionOf(userId, 'offline', seen)
+    const payload = await this.#redis.threadlinePresenceSettle(...this.#rule, USER_PREFIX + userId, userId, String(nowMs))
+    return payload === null ? null : transitionOf(userId, payload)
   }
 
   async settleDue (nowMs: number, limit: number): Promise<Transition[]> {
-    const flat = await this.#redis.threadlinePresenceSettleDue(PENDING_KEY, CONNECTED_KEY, String(nowMs), String(limit), USER_PREFIX)
-    const out: Transition[] = []
-    for (let i = 0; i + 1 < flat.length; i += 2) out.push(transitionOf(flat[i] as string, 'offline', flat[i + 1]))
-    return out
+    return pairs(await this.#redis.threadlinePresenceSettleDue(...this.#rule, String(nowMs), String(limit), USER_PREFIX))
   }
 
   async heartbeat (nowMs: number): Promise<boolean> {
@@ -229,15 +292,22 @@ export class RedisBackend implements PresenceBackend {
       for (let more = true; more && budget > 0;) {
         const batch = Math.min(budget, 100)
         budget -= batch
-        const r = await this.#redis.threadlinePresenceReap(PENDING_KEY, CONNECTED_KEY, NODES_KEY, NODE_PREFIX + node, REAPED_PREFIX + node,
-          node, String(cutoff), String(batch), USER_PREFIX, String(REAPED_TTL_MS))
+        const r = await this.#redis.threadlinePresenceReap(...this.#rule, NODES_KEY, NODE_PREFIX + node, REAPED_PREFIX + node,
+          node, String(cutoff), String(batch), USER_PREFIX, String(REAPED_TTL_MS), String(nowMs))
         more = r[0] === 1
-        for (let i = 1; i + 2 < r.length; i += 3) {
-          out.push(transitionOf(String(r[i]), String(r[i + 1]), r[i + 2]))
-        }
+        out.push(...pairs(r, 1))
       }
     }
     return out
+  }
+
+  async published (t: Transition): Promise<void> {
+    if (t.token === undefined) return
+    await this.#redis.threadlinePresencePublished(OUTBOX_KEY, OUTBOX_AT_KEY, t.userId, t.token)
+  }
+
+  async unpublished (nowMs: number, limit: number): Promise<Transition[]> {
+    return pairs(await this.#redis.threadlinePresenceClaim(OUTBOX_KEY, OUTBOX_AT_KEY, String(nowMs - this.#opts.staleMs), String(nowMs), String(limit)))
   }
 
   async states (userIds: readonly string[]): Promise<Map<string, Exclude<PresenceState, 'offline'>>> {

@@ -49,12 +49,14 @@ export interface TrackerStats {
   readonly devices: number
   /** users in their grace period with a timer on this node */
   readonly graceTimers: number
+  /** users whose last sync failed, waiting for the next heartbeat */
+  readonly failed: number
 }
 
 export class PresenceTracker {
   readonly #backend: PresenceBackend
   readonly #opts: TrackerOptions
-  readonly #emit: (t: Transition) => void
+  readonly #publish: (t: Transition) => Promise<boolean>
   readonly #log: Logger
   readonly #users = new Map<string, UserEntry>()
   readonly #graceTimers = new Map<string, NodeJS.Timeout>()
@@ -65,10 +67,11 @@ export class PresenceTracker {
   /** what last failed in the sweep, so a Redis outage is logged when it starts and ends, not every beat */
   #sweepFailing = false
 
-  constructor (backend: PresenceBackend, opts: TrackerOptions, emit: (t: Transition) => void, log: Logger) {
+  /** `publish`: resolves true once `t` went out, false when it was not published (a node shutting down) */
+  constructor (backend: PresenceBackend, opts: TrackerOptions, publish: (t: Transition) => Promise<boolean>, log: Logger) {
     this.#backend = backend
     this.#opts = opts
-    this.#emit = emit
+    this.#publish = publish
     this.#log = log
   }
 
@@ -112,8 +115,12 @@ export class PresenceTracker {
 
   stats (): TrackerStats {
     let devices = 0
-    for (const entry of this.#users.values()) devices += entry.devices.size
-    return { users: this.#users.size, devices, graceTimers: this.#graceTimers.size }
+    let failed = 0
+    for (const entry of this.#users.values()) {
+      devices += entry.devices.size
+      if (entry.failed) failed++
+    }
+    return { users: this.#users.size, devices, graceTimers: this.#graceTimers.size, failed }
   }
 
   /**
@@ -189,6 +196,12 @@ export class PresenceTracker {
       }
     }
     return device
+  }
+
+  /** Publishes a transition and confirms it; one that fails either way is handed out again later (backend.unpublished). */
+  #emit (t: Transition): void {
+    this.#publish(t).then(async (done) => { if (done) await this.#backend.published(t) })
+      .catch((err: unknown) => this.#log.warn({ err: (err as Error).message, userId: t.userId, state: t.state }, 'presence: change not confirmed published; published again later'))
   }
 
   #changed (entry: UserEntry, urgent: boolean): void {
@@ -283,6 +296,7 @@ export class PresenceTracker {
       }
       for (const t of await this.#backend.reapDead(now, SWEEP_BATCH)) this.#emit(t)
       for (const t of await this.#backend.settleDue(now, SWEEP_BATCH)) this.#emit(t)
+      for (const t of await this.#backend.unpublished(now, SWEEP_BATCH)) this.#emit(t)
       if (this.#sweepFailing) this.#log.info('presence: the sweep works again')
       this.#sweepFailing = false
     } catch (err) {

@@ -10,6 +10,7 @@ import { leaseRedisUrl } from '../helpers/redis-db.js'
 
 const GRACE = 1000
 const DEAD_AFTER = 3000
+const STALE = 5000
 const T0 = 1_700_000_000_000
 
 type Nodes = (ids: string[], graceMs?: number) => Promise<PresenceBackend[]>
@@ -19,17 +20,23 @@ async function drivers (t: Test): Promise<Array<[string, Nodes]>> {
   return [
     ['memory', async (ids, graceMs = GRACE) => {
       const world = new MemoryWorld()
-      return ids.map(nodeId => new MemoryBackend({ nodeId, graceMs, deadAfterMs: DEAD_AFTER }, world))
+      return ids.map(nodeId => new MemoryBackend({ nodeId, graceMs, deadAfterMs: DEAD_AFTER, staleMs: STALE }, world))
     }],
     ['redis', async (ids, graceMs = GRACE) => {
       const redis = new Redis(url, { commandTimeout: 2000 })
       t.teardown(() => redis.disconnect())
       await redis.flushdb() // each test starts from an empty cluster
-      return ids.map(nodeId => new RedisBackend(redis, { nodeId, graceMs, deadAfterMs: DEAD_AFTER }))
+      return ids.map(nodeId => new RedisBackend(redis, { nodeId, graceMs, deadAfterMs: DEAD_AFTER, staleMs: STALE }))
     }]
   ]
 }
 
+/** a transition without its token (what the tests compare) */
+const bare = (x: Transition | null): Omit<Transition, 'token'> | null => {
+  if (x === null) return null
+  const { token: _token, ...rest } = x
+  return rest
+}
 const dev = (conn: string, away = false): { conn: string, away: boolean } => ({ conn, away })
 const states = (ts: readonly Transition[]): string[] => ts.map(x => `${x.userId} ${x.state}${x.lastSeenMs !== undefined ? ` ${x.lastSeenMs - T0}` : ''}`)
 
@@ -42,12 +49,12 @@ t.test('the rule, in memory and in Redis', async (t) => {
       t.test('online with a device, away when every device is away, online again with one active', async (t) => {
         const [a] = await nodes(['A']) as [PresenceBackend]
         const u = user()
-        t.same((await a.sync(u, [dev('A/1')], T0)).transition, { userId: u, state: 'online' })
+        t.same(bare((await a.sync(u, [dev('A/1')], T0)).transition), { userId: u, state: 'online' })
         t.same(await a.sync(u, [dev('A/1'), dev('A/2')], T0 + 1), { transition: null, pendingUntilMs: null }, 'a second device changes nothing')
         t.equal((await a.sync(u, [dev('A/1', true), dev('A/2')], T0 + 2)).transition, null, 'one of two away: still online')
-        t.same((await a.sync(u, [dev('A/1', true), dev('A/2', true)], T0 + 3)).transition, { userId: u, state: 'away' })
+        t.same(bare((await a.sync(u, [dev('A/1', true), dev('A/2', true)], T0 + 3)).transition), { userId: u, state: 'away' })
         t.same([...await a.states([u, 'nobody-here'])], [[u, 'away']])
-        t.same((await a.sync(u, [dev('A/1', true), dev('A/2')], T0 + 4)).transition, { userId: u, state: 'online' })
+        t.same(bare((await a.sync(u, [dev('A/1', true), dev('A/2')], T0 + 4)).transition), { userId: u, state: 'online' })
         t.same([...await a.connected([u, 'nobody-here'])], [u])
       })
 
@@ -63,7 +70,7 @@ t.test('the rule, in memory and in Redis', async (t) => {
         t.same(states([await a.settle(u, T0 + 100 + GRACE) as Transition]), [`${u} offline 100`])
         t.equal(await a.settle(u, T0 + 5000), null, 'once')
         t.same([...await a.states([u])], [])
-        t.same((await a.sync(u, [dev('A/3')], T0 + 6000)).transition, { userId: u, state: 'online' }, 'back: online')
+        t.same(bare((await a.sync(u, [dev('A/3')], T0 + 6000)).transition), { userId: u, state: 'online' }, 'back: online')
       })
 
       t.test('a device back within the grace period: no offline, no online', async (t) => {
@@ -86,7 +93,7 @@ t.test('the rule, in memory and in Redis', async (t) => {
         const u = user()
         t.same(states([(await a.sync(u, [dev('A/1')], T0)).transition as Transition]), [`${u} online`])
         t.same(await b.sync(u, [dev('B/1', true)], T0 + 1), { transition: null, pendingUntilMs: null })
-        t.same((await a.sync(u, [dev('A/1', true)], T0 + 2)).transition, { userId: u, state: 'away' }, 'away only when the other node\'s device is away too')
+        t.same(bare((await a.sync(u, [dev('A/1', true)], T0 + 2)).transition), { userId: u, state: 'away' }, 'away only when the other node\'s device is away too')
         t.same(await a.sync(u, [], T0 + 3), { transition: null, pendingUntilMs: null }, 'B\'s device keeps the user')
         t.same(await b.sync(u, [], T0 + 4), { transition: null, pendingUntilMs: T0 + 4 + GRACE })
         const ended = [...await a.settleDue(T0 + 4 + GRACE, 100), ...await b.settleDue(T0 + 4 + GRACE, 100)].filter(x => x.userId === u)
@@ -123,7 +130,7 @@ t.test('the rule, in memory and in Redis', async (t) => {
         // A was only stalled: its next heartbeat tells it, and it registers its devices again
         t.equal(await a.heartbeat(T0 + 5000), true, 'A learns it was taken for dead')
         t.equal(await a.heartbeat(T0 + 5001), false, 'and only once')
-        t.same((await a.sync(lone, [dev('A/1')], T0 + 5002)).transition, { userId: lone, state: 'online' })
+        t.same(bare((await a.sync(lone, [dev('A/1')], T0 + 5002)).transition), { userId: lone, state: 'online' })
       })
 
       t.test('a dead node with many users is reaped in batches', async (t) => {
@@ -156,6 +163,33 @@ t.test('the rule, in memory and in Redis', async (t) => {
         const u = user()
         await backend.sync(u, [dev('Z/1')], T0)
         t.same(states([(await backend.sync(u, [], T0 + 7)).transition as Transition]), [`${u} offline 7`])
+      })
+
+      t.test('a change nobody confirmed published is handed out again once stale, to one node; a confirmed one never', async (t) => {
+        const [a, b] = await nodes(['A', 'B']) as [PresenceBackend, PresenceBackend]
+        const [heard, unheard] = [user(), user()]
+        const now = Date.now()
+        const online = (await a.sync(heard, [dev('A/1')], now)).transition as Transition
+        await a.published(online)
+        await a.sync(unheard, [dev('A/2')], now) // as if its caller had timed out: nobody publishes it
+        t.same(await a.unpublished(now + 10, 100), [], 'not before staleMs')
+        const again = (await b.unpublished(now + STALE + 1000, 100)).filter(x => x.userId === heard || x.userId === unheard)
+        t.same(again.map(bare), [{ userId: unheard, state: 'online' }], 'the unconfirmed one, to one node')
+        t.same((await a.unpublished(now + STALE + 1001, 100)).filter(x => x.userId === unheard), [], 'claimed: not handed to another node at once')
+        await b.published(again[0] as Transition)
+        t.same((await a.unpublished(now + 10 * STALE, 100)).filter(x => x.userId === unheard), [], 'confirmed: never again')
+      })
+
+      t.test('only the newest change of a user waits in the outbox; confirming an older one leaves it', async (t) => {
+        const [a] = await nodes(['A']) as [PresenceBackend]
+        const u = user()
+        const now = Date.now()
+        const online = (await a.sync(u, [dev('A/1')], now)).transition as Transition
+        const away = (await a.sync(u, [dev('A/1', true)], now)).transition as Transition
+        await a.published(online)
+        t.same((await a.unpublished(now + STALE + 1000, 100)).map(bare), [{ userId: u, state: 'away' }], 'the newest state, not the one confirmed')
+        await a.published(away)
+        t.same(await a.unpublished(now + 10 * STALE, 100), [])
       })
 
       t.test('concurrent syncs of one user from two nodes: each change reported once', async (t) => {
