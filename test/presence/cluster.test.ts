@@ -81,7 +81,7 @@ t.test('the presence service answers for devices on any node', async (t) => {
   t.same(await presenceOf(b, alice, [alice]), [{ user_id: alice, state: 'online' }], 'still online during the grace period')
 
   // a device registered through the service (a long-poll queue) counts the same
-  const queue = b.services.get(PRESENCE_SERVICE).attach(alice, 'longpoll')
+  const queue = b.services.get(PRESENCE_SERVICE).attach(alice)
   t.equal(await a.services.get(PRESENCE_SERVICE).isConnected(alice), true)
   queue.end()
 })

@@ -21,7 +21,7 @@ t.test('the users of a node killed with kill -9 go offline within the bound', as
   const db = await createDatabase()
   t.teardown(db.drop)
   const redisUrl = await leaseRedisUrl(t)
-  const env = { REDIS_URL: redisUrl, THREADLINE_PRESENCE_HEARTBEAT_MS: String(HEARTBEAT_MS), THREADLINE_PRESENCE_GRACE_MS: '5000' }
+  const env = { REDIS_URL: redisUrl, THREADLINE_PRESENCE_HEARTBEAT_MS: String(HEARTBEAT_MS), THREADLINE_PRESENCE_GRACE_MS: '10000' }
   // the survivor starts first and migrates the database
   const survivor = await startNode(t, { databaseUrl: db.url, env })
   const doomed = await spawnServer(t, { env: { ...env, DATABASE_URL: db.url, THREADLINE_JWT_SECRET: TEST_SECRET, THREADLINE_DATA_DIR: await tempDir(t) } })
@@ -50,8 +50,8 @@ t.test('the users of a node killed with kill -9 go offline within the bound', as
   t.equal((await doomed.exited).signal, 'SIGKILL')
   const offline = await viewer.next(alice, 'offline')
   const after = Date.now() - killedAt
-  t.ok(after <= BOUND_MS + 1000, `offline ${after} ms after the kill (bound: 4 heartbeats = ${BOUND_MS} ms, plus a sweep's work)`)
-  t.ok(after < 5000, 'not waiting for the grace period: the devices have been gone for 3 heartbeats already')
+  t.ok(after <= BOUND_MS + 2000, `offline ${after} ms after the kill (bound: 4 heartbeats = ${BOUND_MS} ms, plus a sweep's work and a loaded machine's timer lag)`)
+  t.ok(after < 10_000, 'not after the grace period: the devices have been gone for 3 heartbeats already')
   const seen = new Date(offline.last_seen as string).getTime()
   t.ok(seen <= killedAt && seen >= killedAt - 2 * HEARTBEAT_MS - 200, `last seen ${killedAt - seen} ms before the kill: its last heartbeat`)
   await waitFor(async () => await storedLastSeen(survivor, alice) === seen, 'users.last_seen')
