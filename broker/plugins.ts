@@ -5,11 +5,13 @@ import { aclPlugin } from '../plugins/acl/index.js'
 import { messagesPlugin } from '../plugins/messages/index.js'
 import { typingPlugin } from '../plugins/typing/index.js'
 import { pushPlugin } from '../plugins/push/index.js'
+import { presencePlugin } from '../plugins/presence/index.js'
 
 export const PLUGINS: ReadonlyArray<ThreadlinePlugin<unknown>> = [
   authPlugin,
   aclPlugin,
   messagesPlugin,
   typingPlugin,
+  presencePlugin,
   pushPlugin
 ]

@@ -1,7 +1,7 @@
 // users rows (DESIGN.md §5): created the first time a user is seen, by their own token
 // (over MQTT or HTTP alike) or as a member named by someone else. A token's name wins
 // over the id-as-name placeholder.
-import type { Me } from '../schemas/index.js'
+import type { Me, UserSettings, UserSettingsBody } from '../schemas/index.js'
 import type { Queryable } from './store.js'
 
 export async function upsertTokenUser (q: Queryable, userId: string, name: string | null): Promise<void> {
@@ -26,8 +26,16 @@ export async function ensureUsers (q: Queryable, userIds: readonly string[]): Pr
 }
 
 export async function findMe (q: Queryable, userId: string): Promise<Me | null> {
-  const rows = await q.query<{ id: string, display_name: string, presence_visibility: Me['presence_visibility'] }>(
+  const rows = await q.query<{ id: string, display_name: string, presence_visibility: UserSettings['presence_visibility'] }>(
     'SELECT id, display_name, presence_visibility FROM users WHERE id = $1', [userId])
   const row = rows[0]
-  return row ? { user_id: row.id, display_name: row.display_name, presence_visibility: row.presence_visibility } : null
+  return row ? { user_id: row.id, display_name: row.display_name, settings: { presence_visibility: row.presence_visibility } } : null
+}
+
+/** Changes what `patch` names; the settings after it, or null when the user has no row. */
+export async function updateSettings (q: Queryable, userId: string, patch: UserSettingsBody): Promise<UserSettings | null> {
+  const rows = await q.query<UserSettings>(
+    'UPDATE users SET presence_visibility = COALESCE($2, presence_visibility) WHERE id = $1 RETURNING presence_visibility',
+    [userId, patch.presence_visibility ?? null])
+  return rows[0] ?? null
 }

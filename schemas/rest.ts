@@ -169,10 +169,24 @@ export type Device = Type.Static<typeof Device>
 
 // ── profile and health ─────────────────────────────────────────────────────────────────
 
+/** What `PATCH /v1/me/settings` changes and answers. */
+export const UserSettings = Type.Object({
+  presence_visibility: PresenceVisibility
+})
+export type UserSettings = Type.Static<typeof UserSettings>
+
+/** A PATCH: the settings to change, at least one; an unknown name is refused (a typo must not pass as done). */
+export const UserSettingsBody = Type.Object({
+  presence_visibility: Type.Optional(Type.Enum(['everyone', 'contacts', 'nobody'], {
+    description: 'who sees your presence: everyone, contacts (users who share a conversation with you), nobody; you always see your own'
+  }))
+}, { additionalProperties: false, minProperties: 1 })
+export type UserSettingsBody = Type.Static<typeof UserSettingsBody>
+
 export const Me = Type.Object({
   user_id: UserId,
   display_name: Type.String(),
-  presence_visibility: PresenceVisibility
+  settings: UserSettings
 })
 export type Me = Type.Static<typeof Me>
 

@@ -65,8 +65,9 @@ const PATTERN_WORDS: Record<string, string> = {
 
 /** One clear sentence naming the field, from the first issue found. */
 export function describeIssue (issues: readonly ValidationIssue[], part: string): string {
-  // a union's own "must match a schema in anyOf" says less than the branch issues before it
-  const issue = issues.find(i => i.keyword !== 'anyOf') ?? issues[0]
+  // a union's own "must match a schema in anyOf" says less than the branch issues before
+  // it, and so does the "schema is false" (keyword `boolean`) of a field no schema allows
+  const issue = issues.find(i => i.keyword !== 'anyOf' && i.keyword !== 'boolean') ?? issues[0]
   if (issue === undefined) return `${part} is not valid`
   const field = fieldName(part, issue.instancePath ?? '')
   const params = issue.params ?? {}
@@ -75,6 +76,9 @@ export function describeIssue (issues: readonly ValidationIssue[], part: string)
   if (issue.keyword === 'pattern' && typeof params.pattern === 'string' && PATTERN_WORDS[params.pattern] !== undefined) {
     return `${field} must be ${PATTERN_WORDS[params.pattern]}`
   }
+  const extra = (params.additionalProperties as string[] | undefined)?.[0]
+  if (issue.keyword === 'additionalProperties' && typeof extra === 'string') return `${field}.${extra} is not a known field`
+  if (issue.keyword === 'minProperties' && typeof params.limit === 'number') return `${field} must have at least ${params.limit} field${params.limit === 1 ? '' : 's'}`
   if (issue.keyword === 'enum' && Array.isArray(params.allowedValues)) {
     return `${field} must be one of ${params.allowedValues.map(v => JSON.stringify(v)).join(', ')}`
   }

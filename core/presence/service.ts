@@ -30,10 +30,11 @@ export interface PresenceService {
   /** Of `userIds`, those with a device connected anywhere: one round trip for all. */
   connected(userIds: readonly string[]): Promise<Set<string>>
   /**
-   * Registers a device connected to this node by other means than MQTT (a long-poll
-   * queue): it counts exactly like an MQTT connection until `end()`.
+   * Registers a device of `userId` connected to this node by other means than MQTT (a
+   * long-poll queue): it counts exactly like an MQTT connection until `end()`. Call
+   * `heard()` on each poll, or it turns away after the idle time like a silent device.
    */
-  attach(userId: string, deviceId: string): PresenceDevice
+  attach(userId: string): PresenceDevice
 }
 
 export const PRESENCE_SERVICE = serviceKey<PresenceService>('presence')

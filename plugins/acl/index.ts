@@ -8,20 +8,8 @@ import type { PluginContext, ThreadlinePlugin } from '../../broker/plugin.js'
 import { ConnectRefusal } from '../../broker/plugin.js'
 import { identityOf, type Identity } from '../../broker/identity.js'
 import { INTEGRATOR_EVENTS_FILTER, isChatNamespace, parseChatTopic, isSharedSubscription } from '../../core/topics.js'
+import { PRESENCE_SERVICE } from '../../core/presence/service.js'
 import { noteRefused, pruneRefusedTopics } from './session-prune.js'
-
-/**
- * presence/<u> topics granted on this connection. Visibility needs the store, so it is
- * decided at SUBSCRIBE (and again when a persistent session is restored); delivery
- * only checks the grant, which keeps packets queued for a refused presence topic out.
- */
-const grantedPresence = new WeakMap<Client, Set<string>>()
-
-function grantPresence (client: Client, userId: string): void {
-  const users = grantedPresence.get(client)
-  if (users) users.add(userId)
-  else grantedPresence.set(client, new Set([userId]))
-}
 
 class ProtocolViolation extends Error {
   constructor (message: string) {
@@ -81,22 +69,18 @@ async function checkSubscribe (ctx: PluginContext, identity: Identity | null, fi
     case 'inbox': return parsed.userId === identity.userId
     case 'events': case 'typing': case 'receipts':
       return await ctx.membership.isMember(parsed.convId, identity.userId)
-    case 'presence': return await presenceVisible(ctx, identity.userId, parsed.userId)
+    case 'presence': return presenceDecided(ctx, identity.userId, parsed.userId)
     default: return false // send, read, user/<u>/presence: client → broker only
   }
 }
 
-/** presence/<u> subject to <u>'s setting: everyone, contacts (shares a conversation), nobody */
-async function presenceVisible (ctx: PluginContext, viewer: string, subject: string): Promise<boolean> {
-  if (viewer === subject) return true
-  const rows = await ctx.store.query<{ visible: boolean }>(
-    `SELECT CASE u.presence_visibility
-       WHEN 'everyone' THEN true
-       WHEN 'nobody' THEN false
-       ELSE EXISTS (SELECT 1 FROM members a JOIN members b USING (conv_id) WHERE a.user_id = $1 AND b.user_id = $2)
-     END AS visible
-     FROM users u WHERE u.id = $2`, [viewer, subject])
-  return rows[0]?.visible ?? false
+/**
+ * presence/<u>: one's own always. Whose presence others may see is the presence plugin's
+ * to decide (its SUBSCRIBE and delivery hooks run after these, and the first refusal
+ * wins); without that plugin nobody sees anyone else's.
+ */
+function presenceDecided (ctx: PluginContext, viewer: string, subject: string): boolean {
+  return viewer === subject || ctx.services.find(PRESENCE_SERVICE) !== undefined
 }
 
 /**
@@ -138,7 +122,7 @@ function checkForward (ctx: PluginContext, client: Client, packet: AedesPublishP
     case 'inbox': return parsed.userId === identity.userId
     case 'events': case 'typing': case 'receipts':
       return ctx.membership.convsOf(identity.userId)?.has(parsed.convId) ?? false
-    case 'presence': return parsed.userId === identity.userId || (grantedPresence.get(client)?.has(parsed.userId) ?? false)
+    case 'presence': return presenceDecided(ctx, identity.userId, parsed.userId)
     default: return false // raw send/read/presence packets never reach subscribers
   }
 }
@@ -181,8 +165,6 @@ export const aclPlugin: ThreadlinePlugin = {
           noteRefused(client, sub.topic)
           return null
         }
-        const parsed = parseChatTopic(sub.topic)
-        if (parsed?.kind === 'presence') grantPresence(client, parsed.userId)
         // Granted as asked: the broker publishes inbox/events at QoS 1 and typing,
         // receipts, presence at QoS 0, and delivery takes the lower of the two.
         return sub

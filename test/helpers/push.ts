@@ -5,13 +5,12 @@ import type { Threadline } from '../../broker/server.js'
 import { PLUGINS } from '../../broker/plugins.js'
 import { PUSH_SERVICE, type PushService } from '../../core/push/service.js'
 import { PRESENCE_SERVICE } from '../../core/presence/service.js'
-import { presenceStubPlugin } from '../fixtures/plugins/presence-stub/index.js'
 import { startNode, token, type NodeOptions } from './node.js'
 import { waitFor } from './wait.js'
 import { pushEnv, type FakeApns, type FakeFcm, type PushCredentials } from './push-fakes.js'
 
-/** the node's plugins, and a presence service when the node's list has none yet */
-export const PUSH_TEST_PLUGINS = [...PLUGINS, presenceStubPlugin]
+/** the node's plugins (presence among them: who counts as connected) */
+export const PUSH_TEST_PLUGINS = PLUGINS
 
 export interface PushNode {
   readonly node: Threadline
@@ -23,8 +22,8 @@ export function pushNodeOf (node: Threadline): PushNode {
 }
 
 /**
- * Resolves once `node`'s presence service counts `user` as connected (or not): whichever
- * plugin provides it, the stub or the real one, says so by no event of its own.
+ * Resolves once `node`'s presence service counts `user` as connected (or not); the
+ * service says so by no event of its own.
  */
 export async function untilOnline (node: Threadline, user: string, online = true): Promise<void> {
   const presence = node.services.get(PRESENCE_SERVICE)

@@ -1,8 +1,7 @@
 // Push in a cluster (DESIGN.md §4, §7): a member online on another node is online, and each
 // notification is pushed by exactly one node: the one whose send service committed the
-// event (eventsCommitted runs there only). "Online" is whatever plugin provides the
-// presence service: the stub of test/fixtures/plugins/presence-stub, which keeps every
-// node's connections in Redis, until the presence plugin joins the node's list.
+// event (eventsCommitted runs there only). "Online" is the presence plugin's service,
+// which keeps every node's devices in Redis.
 import t from 'tap'
 import type { Threadline } from '../../broker/server.js'
 import { startCluster } from '../helpers/cluster.js'

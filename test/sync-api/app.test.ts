@@ -33,9 +33,9 @@ t.test('GET /v1/me answers the profile; a token\'s name becomes the display name
   const api = await buildTestApi(t, store)
   const plain = await api.call('zoe', { method: 'GET', url: '/v1/me' })
   t.equal(plain.statusCode, 200)
-  t.same(plain.json(), { user_id: 'zoe', display_name: 'zoe', presence_visibility: 'everyone' })
+  t.same(plain.json(), { user_id: 'zoe', display_name: 'zoe', settings: { presence_visibility: 'everyone' } })
   const named = await api.app.inject({ method: 'GET', url: '/v1/me', headers: api.auth('zoe', 'Zoë') })
-  t.same(named.json(), { user_id: 'zoe', display_name: 'Zoë', presence_visibility: 'everyone' })
+  t.same(named.json(), { user_id: 'zoe', display_name: 'Zoë', settings: { presence_visibility: 'everyone' } })
 }))
 
 t.test('unknown routes, bad JSON and wrong bodies answer catalog errors', t => forEachStore(t, async (t, store) => {
