@@ -59,5 +59,8 @@ t.test('presence on a node whose Redis hangs: bounded answers, sends unaffected,
 
   proxy.resume()
   t.same(await viewer.next(alice, 'away', 15_000), { user_id: alice, state: 'away' }, 'the state said during the hang arrives once Redis answers')
-  t.same(viewer.states(alice), ['online', 'away'])
+  // after a Redis failure a change is published at least once (the outbox may publish one
+  // the timed-out call also made): repeats of a state are allowed, a wrong order is not
+  const states = viewer.states(alice).filter((s, i, all) => s !== all[i - 1])
+  t.same(states, ['online', 'away'])
 })
