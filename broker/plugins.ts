@@ -3,9 +3,11 @@ import type { ThreadlinePlugin } from './plugin.js'
 import { authPlugin } from '../plugins/auth/index.js'
 import { aclPlugin } from '../plugins/acl/index.js'
 import { messagesPlugin } from '../plugins/messages/index.js'
+import { receiptsPlugin } from '../plugins/receipts/index.js'
 
 export const PLUGINS: ReadonlyArray<ThreadlinePlugin<unknown>> = [
   authPlugin,
   aclPlugin,
-  messagesPlugin
+  messagesPlugin,
+  receiptsPlugin
 ]

@@ -1,12 +1,17 @@
 // docs/protocol.md is what an integrator works from: every error code of the catalog,
 // every env variable the config reads and every client topic must be in it or the README.
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import t from 'tap'
 import { ERROR_CODES, errorStatus } from '../../schemas/errors.js'
 
 const protocol = await readFile(new URL('../../docs/protocol.md', import.meta.url), 'utf8')
 const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
-const config = await readFile(new URL('../../broker/config.ts', import.meta.url), 'utf8')
+// the core variables, and each plugin's own (its `config(env)`)
+const pluginsDir = new URL('../../plugins/', import.meta.url)
+const config = (await Promise.all([
+  new URL('../../broker/config.ts', import.meta.url),
+  ...(await readdir(pluginsDir)).map(name => new URL(`${name}/index.ts`, pluginsDir))
+].map(file => readFile(file, 'utf8')))).join('\n')
 
 t.test('every error code is documented with its HTTP status', async (t) => {
   for (const code of ERROR_CODES) {
@@ -16,9 +21,9 @@ t.test('every error code is documented with its HTTP status', async (t) => {
   }
 })
 
-t.test('every configuration variable is documented in the README', async (t) => {
+t.test('every configuration variable (core and plugins) is documented in the README', async (t) => {
   const variables = [...new Set([...config.matchAll(/'((?:THREADLINE|DATABASE|REDIS)_[A-Z_]+)'/g)].map(m => m[1] as string))]
-  t.ok(variables.length >= 10, `found ${variables.length} variables in broker/config.ts`)
+  t.ok(variables.length >= 10, `found ${variables.length} variables in broker/config.ts and the plugins`)
   for (const v of variables) t.match(readme, v, `${v} is in the README`)
 })
 
@@ -29,7 +34,7 @@ t.test('every client topic of the design is in the protocol reference', async (t
 })
 
 t.test('the docs point at nothing outside the repository', async (t) => {
-  const { readdir, access } = await import('node:fs/promises')
+  const { access } = await import('node:fs/promises')
   const root = new URL('../../', import.meta.url)
   const files = ['README.md', ...(await readdir(new URL('docs/', root))).filter(f => f.endsWith('.md')).map(f => `docs/${f}`)]
   for (const file of files) {
