@@ -3,8 +3,10 @@
 // receipts of a window are merged by max (one entry per member) and written in one
 // statement when the window ends; what was stored is then handed on (the summaries).
 //
-// - One write per conversation at a time: receipts that arrive while one is in flight
-//   wait for the next, so a window of 0 still merges what arrives during a write.
+// - One write per conversation at a time, and a few per node (the gate): receipts that
+//   arrive while a write waits for its turn or runs go in it or the next one, so a window
+//   of 0 still merges what arrives during a write, and a slow store is met with bigger
+//   batches, not more connections.
 // - Memory is bounded: one entry per (conversation, member), and at most `maxPerConversation`
 //   entries per conversation and `maxTotal` in all; a receipt for a new pair past a cap is
 //   dropped (counted). A conversation whose entries reach its cap is written at once.
@@ -14,6 +16,7 @@
 //   never wrong. Any other failure (a bug, a value the store refuses) drops the batch:
 //   trying the same statement again would fail the same way.
 import { isUnavailable } from '../store.js'
+import type { Gate } from './gate.js'
 import { mergeMarkers, NO_MARKERS, type Markers } from './markers.js'
 
 export interface CoalescerOptions {
@@ -23,6 +26,8 @@ export interface CoalescerOptions {
   readonly maxTotal: number
   /** the longest wait between retries while the store is down */
   readonly retryMaxMs: number
+  /** takes turns with the other store work of receipts (see gate.ts) */
+  readonly gate: Gate
 }
 
 /** Writes one conversation's merged markers; resolves with what the caller hands on. */
@@ -64,6 +69,7 @@ class Pending {
 
 export class ReceiptCoalescer<R> {
   readonly #opts: CoalescerOptions
+  readonly #gate: Gate
   readonly #write: WriteBatch<R>
   readonly #hooks: CoalescerHooks<R>
   readonly #convs = new Map<string, Pending>()
@@ -74,6 +80,7 @@ export class ReceiptCoalescer<R> {
 
   constructor (opts: CoalescerOptions, write: WriteBatch<R>, hooks: CoalescerHooks<R>) {
     this.#opts = opts
+    this.#gate = opts.gate
     this.#write = write
     this.#hooks = hooks
   }
@@ -135,11 +142,16 @@ export class ReceiptCoalescer<R> {
 
   #flush (convId: string, conv: Pending): void {
     if (conv.writing || conv.entries.size === 0) return
-    const batch = conv.entries
-    conv.entries = new Map()
-    this.#total -= batch.size
     conv.writing = true
-    const done = this.#write(convId, batch).then((result) => {
+    let batch: ReadonlyMap<string, Markers> = new Map()
+    // the batch is taken when the gate gives this write its turn: receipts that arrive
+    // while it waits go in it too
+    const done = this.#gate.run(() => {
+      batch = conv.entries
+      conv.entries = new Map()
+      this.#total -= batch.size
+      return this.#write(convId, batch)
+    }).then((result) => {
       this.#stats.writes++
       conv.failures = 0
       this.#tell(() => this.#hooks.written(convId, result, batch.size))

@@ -18,8 +18,9 @@ import {
 import { isUnavailable, type Store } from '../store.js'
 import { serviceKey } from '../services.js'
 import { inboxTopic, receiptsTopic } from '../topics.js'
-import { checkConvId } from '../messages/parse-send.js'
+import { checkConvId, parseJsonPayload } from '../messages/parse-send.js'
 import { ReceiptCoalescer, type CoalescerStats } from './coalescer.js'
+import { Gate } from './gate.js'
 import { LastSeqs } from './last-seq.js'
 import { NO_MARKERS, mergeMarkers, receiptMarkers } from './markers.js'
 import { lastSeqOf, memberMarkers, writeMarkers, type MarkersWritten } from './repo.js'
@@ -39,6 +40,8 @@ export interface MembershipView {
 export interface ReceiptLimits {
   /** THREADLINE_RECEIPT_WINDOW_MS */
   readonly windowMs: number
+  /** THREADLINE_MAX_PAYLOAD_BYTES */
+  readonly maxPayloadBytes: number
   /** pending (conversation, member) entries per conversation; reaching it writes at once */
   readonly maxPendingPerConversation: number
   /** pending entries on the node */
@@ -51,15 +54,18 @@ export interface ReceiptLimits {
   readonly lastSeqCacheSize: number
   /** the least time between two reads of one conversation's last seq */
   readonly lastSeqRefreshMs: number
+  /** store connections receipts may hold at once (writes and checks together) */
+  readonly storeConcurrency: number
 }
 
-export const DEFAULT_RECEIPT_LIMITS: Omit<ReceiptLimits, 'windowMs'> = Object.freeze({
+export const DEFAULT_RECEIPT_LIMITS: Omit<ReceiptLimits, 'windowMs' | 'maxPayloadBytes'> = Object.freeze({
   maxPendingPerConversation: 4096,
   maxPending: 100_000,
   maxWaitingPerUser: 100,
   retryMaxMs: 10_000,
   lastSeqCacheSize: 10_000,
-  lastSeqRefreshMs: 50
+  lastSeqRefreshMs: 50,
+  storeConcurrency: 2
 })
 
 export interface ReceiptStats extends CoalescerStats {
@@ -96,6 +102,7 @@ export class ReceiptService {
   readonly #limits: ReceiptLimits
   readonly #coalescer: ReceiptCoalescer<MarkersWritten>
   readonly #lastSeqs: LastSeqs
+  readonly #gate: Gate
   /** user → receipts waiting for a last-seq or membership read */
   readonly #waiting = new Map<string, number>()
   readonly #counts = { summaries: 0, echoes: 0, refused: 0 }
@@ -107,9 +114,10 @@ export class ReceiptService {
     this.#membership = membership
     this.#log = log
     this.#limits = limits
-    this.#lastSeqs = new LastSeqs((convId) => lastSeqOf(store, convId), { max: limits.lastSeqCacheSize, minRefreshMs: limits.lastSeqRefreshMs })
+    this.#gate = new Gate(limits.storeConcurrency)
+    this.#lastSeqs = new LastSeqs((convId) => this.#gate.run(() => lastSeqOf(store, convId)), { max: limits.lastSeqCacheSize, minRefreshMs: limits.lastSeqRefreshMs })
     this.#coalescer = new ReceiptCoalescer<MarkersWritten>(
-      { windowMs: limits.windowMs, maxPerConversation: limits.maxPendingPerConversation, maxTotal: limits.maxPending, retryMaxMs: limits.retryMaxMs },
+      { windowMs: limits.windowMs, maxPerConversation: limits.maxPendingPerConversation, maxTotal: limits.maxPending, retryMaxMs: limits.retryMaxMs, gate: this.#gate },
       (convId, batch) => writeMarkers(store, convId, batch),
       {
         written: (convId, result) => this.#summarise(convId, result),
@@ -130,14 +138,15 @@ export class ReceiptService {
   }
 
   /**
-   * A receipt published on conv/<c>/read. Synchronous (undefined) when what the node
-   * knows settles it, which is the common case; a promise when the store must be asked.
-   * Throws or rejects with the ThreadlineError to answer.
+   * A receipt published on conv/<c>/read (the payload as it came). Synchronous
+   * (undefined) when what the node knows settles it, which is the common case; a
+   * promise when the store must be asked. Throws or rejects with the ThreadlineError to
+   * answer.
    */
-  receive (userId: string, rawConvId: string, body: unknown): void | Promise<void> {
+  receive (userId: string, rawConvId: string, payload: Buffer | string): void | Promise<void> {
     try {
       const convId = checkConvId(rawConvId)
-      const receipt = parseReceipt(body)
+      const receipt = parseReceipt(parseJsonPayload(payload, this.#limits.maxPayloadBytes))
       const convs = this.#membership.convsOf(userId)
       if (convs !== undefined && !convs.has(convId)) throw notMember(convId)
       const known = this.#lastSeqs.known(convId)
@@ -160,7 +169,7 @@ export class ReceiptService {
     }
     this.#waiting.set(userId, waiting + 1)
     try {
-      if (!memberKnown && !await this.#membership.isMember(convId, userId)) throw notMember(convId)
+      if (!memberKnown && !await this.#gate.run(() => this.#membership.isMember(convId, userId))) throw notMember(convId)
       const last = await this.#lastSeqs.atLeast(convId, receipt.seq)
       if (last === undefined) throw notMember(convId) // the conversation is gone
       if (receipt.seq > last) throw beyondEnd(receipt.seq, last)
@@ -183,7 +192,7 @@ export class ReceiptService {
    */
   async post (userId: string, rawConvId: string, receipt: ReceiptRequest): Promise<ReceiptResult> {
     const convId = checkConvId(rawConvId)
-    const stored = await memberMarkers(this.#store, convId, userId).catch((err: unknown) => {
+    const stored = await this.#gate.run(() => memberMarkers(this.#store, convId, userId)).catch((err: unknown) => {
       throw isUnavailable(err) ? storeDown() : err
     })
     if (stored === undefined) throw notMember(convId)

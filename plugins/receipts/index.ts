@@ -10,7 +10,6 @@ import { identityOf } from '../../broker/identity.js'
 import { ConversationParams, Failure, ReceiptRequest, ReceiptResult, ThreadlineError } from '../../schemas/index.js'
 import { inboxTopic, parseChatTopic } from '../../core/topics.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
-import { parseJsonPayload } from '../../core/messages/parse-send.js'
 import { DEFAULT_RECEIPT_LIMITS, RECEIPTS_SERVICE, ReceiptService } from '../../core/receipts/service.js'
 
 export interface ReceiptsOptions {
@@ -32,7 +31,7 @@ function handleRead (ctx: PluginContext, service: ReceiptService, client: Client
       .catch((e: unknown) => ctx.log.error({ err: e }, 'error event not published'))
   }
   try {
-    const pending = service.receive(identity.userId, convId, parseJsonPayload(packet.payload, ctx.config.maxPayloadBytes))
+    const pending = service.receive(identity.userId, convId, packet.payload)
     // the PUBACK of a receipt that needs a store read waits for it: a client that floods
     // such receipts is slowed down, nobody else
     if (pending !== undefined) return pending.catch(answer)
@@ -51,7 +50,7 @@ export const receiptsPlugin = definePlugin<ReceiptsOptions>({
       (topic, payload, opts) => ctx.publish(topic, payload, opts),
       ctx.membership,
       ctx.log.child({ plugin: 'receipts' }),
-      { ...DEFAULT_RECEIPT_LIMITS, windowMs: options.windowMs })
+      { ...DEFAULT_RECEIPT_LIMITS, windowMs: options.windowMs, maxPayloadBytes: ctx.config.maxPayloadBytes })
     ctx.services.provide(RECEIPTS_SERVICE, service)
     return () => service.stop()
   },

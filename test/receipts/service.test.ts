@@ -18,7 +18,7 @@ function service (t: Test, store: Store, limits: Partial<ReceiptLimits> = {}): {
   const sent: Sent[] = []
   const receipts = new ReceiptService(store, async (topic, payload, opts) => {
     sent.push({ topic, qos: opts.qos, payload: JSON.parse(payload) })
-  }, new MembershipCache(store, log), log, { ...DEFAULT_RECEIPT_LIMITS, windowMs: 20, ...limits })
+  }, new MembershipCache(store, log), log, { ...DEFAULT_RECEIPT_LIMITS, windowMs: 20, maxPayloadBytes: 65536, ...limits })
   t.teardown(() => receipts.stop())
   return { receipts, sent }
 }
