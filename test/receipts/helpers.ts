@@ -97,3 +97,24 @@ export async function inboxDrained (node: Threadline, client: MqttClient, userId
   }, (err) => (err ? reject(err) : resolve())))
   await withTimeout(arrived, `the marker on ${topic}`)
 }
+
+/** Each step where a marker went down, as `from → to`: what "never backwards" forbids. */
+export function backwardSteps (seen: readonly StoredMarkers[]): string[] {
+  const bad: string[] = []
+  for (let i = 1; i < seen.length; i++) {
+    const [a, b] = [seen[i - 1] as StoredMarkers, seen[i] as StoredMarkers]
+    if (b.delivered_seq < a.delivered_seq || b.read_seq < a.read_seq) bad.push(`${JSON.stringify(a)} → ${JSON.stringify(b)}`)
+  }
+  return bad
+}
+
+/**
+ * Every receipt for seqs 1..n, both statuses, three times, each copy up to `spread` seqs
+ * out of place; a fixed seed, so a failure can be replayed.
+ */
+export function scrambledReceipts (n: number, spread: number, seed: number): Array<{ status: 'delivered' | 'read', seq: number }> {
+  let s = seed
+  const rand = (): number => { s = (s * 1103515245 + 12345) % 2 ** 31; return s / 2 ** 31 }
+  const one = Array.from({ length: n }, (_, i) => [{ status: 'delivered' as const, seq: i + 1 }, { status: 'read' as const, seq: i + 1 }]).flat()
+  return [...one, ...one, ...one].map(r => ({ r, key: r.seq + rand() * spread })).sort((a, b) => a.key - b.key).map(x => x.r)
+}

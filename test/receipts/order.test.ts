@@ -10,18 +10,10 @@ import { startCluster } from '../helpers/cluster.js'
 import { createConversation, userId } from '../helpers/fixtures.js'
 import { sendText } from '../helpers/access.js'
 import { waitFor } from '../helpers/wait.js'
-import { latestMarker, publishReceipt, receiptStats, receiptsOn, receiptsSettled, storedMarkers, type StoredMarkers } from './helpers.js'
+import { backwardSteps, latestMarker, publishReceipt, receiptStats, receiptsOn, receiptsSettled, scrambledReceipts, storedMarkers, type StoredMarkers } from './helpers.js'
 
 const WINDOW = { THREADLINE_RECEIPT_WINDOW_MS: '30' }
 const MESSAGES = 30
-
-/** Every receipt for seqs 1..n, both statuses, three times, each copy up to `spread` seqs out of place. */
-function scrambled (n: number, spread: number, seed: number): Array<{ status: 'delivered' | 'read', seq: number }> {
-  let s = seed
-  const rand = (): number => { s = (s * 1103515245 + 12345) % 2 ** 31; return s / 2 ** 31 }
-  const one = Array.from({ length: n }, (_, i) => [{ status: 'delivered' as const, seq: i + 1 }, { status: 'read' as const, seq: i + 1 }]).flat()
-  return [...one, ...one, ...one].map(r => ({ r, key: r.seq + rand() * spread })).sort((a, b) => a.key - b.key).map(x => x.r)
-}
 
 /** Reads the stored markers until stopped, yielding between reads; every value seen. */
 function watchStore (node: Threadline, conv: string, user: string): { stop: () => Promise<StoredMarkers[]> } {
@@ -34,15 +26,6 @@ function watchStore (node: Threadline, conv: string, user: string): { stop: () =
     }
   })()
   return { stop: async () => { state.on = false; await loop; return seen } }
-}
-
-function backwardSteps (seen: readonly StoredMarkers[]): string[] {
-  const bad: string[] = []
-  for (let i = 1; i < seen.length; i++) {
-    const [a, b] = [seen[i - 1] as StoredMarkers, seen[i] as StoredMarkers]
-    if (b.delivered_seq < a.delivered_seq || b.read_seq < a.read_seq) bad.push(`${JSON.stringify(a)} → ${JSON.stringify(b)}`)
-  }
-  return bad
 }
 
 async function publishAll (client: MqttClient, conv: string, receipts: ReadonlyArray<{ status: 'delivered' | 'read', seq: number }>): Promise<void> {
@@ -68,7 +51,7 @@ t.test('one device: reordered and replayed receipts at QoS 0 and 1 never move th
   const b = await connectUser(t, node, bob, 'phone')
 
   const watch = watchStore(node, conv, bob)
-  await publishAll(b, conv, scrambled(MESSAGES, 6, 11))
+  await publishAll(b, conv, scrambledReceipts(MESSAGES, 6, 11))
   await receiptsSettled(node)
   const seen = await watch.stop()
   t.same(backwardSteps(seen), [], `never backwards over ${seen.length} reads of the store`)
@@ -99,8 +82,8 @@ t.test('two devices of the reader on two nodes: each node coalesces, the stored 
   const watch = watchStore(one, conv, bob)
   // the laptop's node has never seen these seqs committed: it asks the store
   await Promise.all([
-    publishAll(phone, conv, scrambled(MESSAGES, 10, 3)),
-    publishAll(laptop, conv, scrambled(MESSAGES, 10, 5).reverse())
+    publishAll(phone, conv, scrambledReceipts(MESSAGES, 10, 3)),
+    publishAll(laptop, conv, scrambledReceipts(MESSAGES, 10, 5).reverse())
   ])
   await Promise.all([receiptsSettled(one), receiptsSettled(two)])
   const seen = await watch.stop()

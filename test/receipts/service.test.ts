@@ -9,7 +9,7 @@ import type { Store } from '../../broker/store/index.js'
 import { DEFAULT_RECEIPT_LIMITS, ReceiptService, type ReceiptLimits } from '../../core/receipts/service.js'
 import { forEachStore } from '../helpers/stores.js'
 import { waitFor } from '../helpers/wait.js'
-import { seedConversation, storedMarkers, type StoredMarkers } from './helpers.js'
+import { backwardSteps, scrambledReceipts, seedConversation, storedMarkers, type StoredMarkers } from './helpers.js'
 
 interface Sent { topic: string, qos: 0 | 1, payload: { t: string, conv_id: string, markers: Array<{ user_id: string, delivered_seq: number, read_seq: number }> } }
 
@@ -23,32 +23,13 @@ function service (t: Test, store: Store, limits: Partial<ReceiptLimits> = {}): {
   return { receipts, sent }
 }
 
-/** Each step where a marker went down, as `from → to`. */
-function backwardSteps (seen: readonly StoredMarkers[]): string[] {
-  const bad: string[] = []
-  for (let i = 1; i < seen.length; i++) {
-    const [a, b] = [seen[i - 1] as StoredMarkers, seen[i] as StoredMarkers]
-    if (b.delivered_seq < a.delivered_seq || b.read_seq < a.read_seq) bad.push(`${JSON.stringify(a)} → ${JSON.stringify(b)}`)
-  }
-  return bad
-}
-
 const settled = (receipts: ReceiptService): Promise<void> =>
   waitFor(() => receipts.stats.pending === 0 && receipts.stats.writing === 0, 'the receipts to be written')
-
-/** Reordered by up to `spread` seqs, with a fixed seed so a failure can be replayed. */
-function jittered<T extends { seq: number }> (items: readonly T[], spread: number, seed: number): T[] {
-  let s = seed
-  const rand = (): number => { s = (s * 1103515245 + 12345) % 2 ** 31; return s / 2 ** 31 }
-  return items.map(item => ({ item, key: item.seq + rand() * spread })).sort((a, b) => a.key - b.key).map(x => x.item)
-}
 
 t.test('markers only grow: reordered and duplicated receipts end at the max, stale ones change nothing', t => forEachStore(t, async (t, store) => {
   const conv = await seedConversation(store, ['alice', 'bob'], Array.from({ length: 20 }, () => ({ sender: 'alice' })))
   const { receipts, sent } = service(t, store)
-  // every receipt three times, each copy up to 8 seqs out of place
-  const all = Array.from({ length: 20 }, (_, i) => [{ status: 'delivered' as const, seq: i + 1 }, { status: 'read' as const, seq: i + 1 }]).flat()
-  const stream = jittered([...all, ...all, ...all], 8, 7)
+  const stream = scrambledReceipts(20, 8, 7)
   const seen: StoredMarkers[] = []
   // in slices, so that several writes happen and the marker is watched between them
   for (let i = 0; i < stream.length; i += 10) {
