@@ -58,6 +58,8 @@ export const receiptsPlugin = definePlugin<ReceiptsOptions>({
     const service = ctx.services.get(RECEIPTS_SERVICE)
     return {
       authorizePublish (client, packet) {
+        // every PUBLISH passes here, sends included: a suffix test before any parsing
+        if (!packet.topic.endsWith('/read')) return
         const topic = parseChatTopic(packet.topic)
         if (topic?.kind === 'read') return handleRead(ctx, service, client, packet, topic.convId)
       },
