@@ -60,6 +60,8 @@ const RETRY_MIN_MS = 100
 
 class Pending {
   entries = new Map<string, Markers>()
+  /** the entries taken by the write under way (until it settles) */
+  batch: ReadonlyMap<string, Markers> | null = null
   /** when the oldest entry arrived (performance.now ms); its window ends windowMs later */
   since = 0
   timer: NodeJS.Timeout | null = null
@@ -89,9 +91,13 @@ export class ReceiptCoalescer<R> {
     return { ...this.#stats, pending: this.#total, writing: this.#inFlight.size }
   }
 
-  /** The markers waiting for `userId` in `convId`, if any (merged into a REST answer). */
+  /** The markers of `userId` in `convId` not known to be stored yet (waiting or being written), if any. */
   pendingFor (convId: string, userId: string): Markers | undefined {
-    return this.#convs.get(convId)?.entries.get(userId)
+    const conv = this.#convs.get(convId)
+    const waiting = conv?.entries.get(userId)
+    const writing = conv?.batch?.get(userId)
+    if (waiting === undefined || writing === undefined) return waiting ?? writing
+    return mergeMarkers(waiting, writing)
   }
 
   /** Takes a receipt in; false when it was dropped at a cap. */
@@ -147,7 +153,7 @@ export class ReceiptCoalescer<R> {
     // the batch is taken when the gate gives this write its turn: receipts that arrive
     // while it waits go in it too
     const done = this.#gate.run(() => {
-      batch = conv.entries
+      batch = conv.batch = conv.entries
       conv.entries = new Map()
       this.#total -= batch.size
       return this.#write(convId, batch)
@@ -163,6 +169,7 @@ export class ReceiptCoalescer<R> {
       this.#tell(() => this.#hooks.failed(convId, err, retrying))
     }).finally(() => {
       conv.writing = false
+      conv.batch = null
       this.#inFlight.delete(done)
       if (conv.entries.size === 0) {
         if (conv.timer === null && this.#convs.get(convId) === conv) this.#convs.delete(convId)

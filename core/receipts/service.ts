@@ -75,7 +75,7 @@ export interface ReceiptStats extends CoalescerStats {
   echoes: number
   /** store reads of a conversation's last seq */
   lastSeqReads: number
-  /** receipts answered with an error */
+  /** receipts over MQTT answered with an error (HTTP answers its own) */
   refused: number
 }
 

@@ -136,3 +136,22 @@ t.test('what waits is bounded: a conversation at its cap is written at once, pas
   t.same(await storedMarkers(store, conv, 'm5'), { delivered_seq: 1, read_seq: 0 })
   t.same(await storedMarkers(store, conv, 'm6'), { delivered_seq: 0, read_seq: 0 })
 }))
+
+t.test('the HTTP answer counts markers still being written', t => forEachStore(t, async (t, store) => {
+  const conv = await seedConversation(store, ['alice', 'bob'], [{ sender: 'alice' }, { sender: 'alice' }])
+  const { receipts } = service(t, store, { windowMs: 200 })
+  await receipts.post('bob', conv, { status: 'delivered', seq: 2 })
+  let release = (): void => {}
+  const held = new Promise<void>(resolve => { release = resolve })
+  // bob's row locked (PostgreSQL), or the one connection busy (PGlite): the write, when
+  // the window ends, waits
+  const locked = store.transaction(async (tx) => {
+    await tx.query('SELECT 1 FROM members WHERE conv_id = $1 AND user_id = $2 FOR UPDATE', [conv, 'bob'])
+    await held
+  })
+  await waitFor(() => receipts.stats.writing === 1 && receipts.stats.pending === 0, 'the write to take the batch')
+  const answer = receipts.post('bob', conv, { status: 'read', seq: 1 })
+  release()
+  await locked
+  t.same(await answer, { conv_id: conv, user_id: 'bob', delivered_seq: 2, read_seq: 1 })
+}))

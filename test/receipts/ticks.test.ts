@@ -91,7 +91,8 @@ t.test('group: a read goes to every sender whose messages it passed, and to nobo
 })
 
 t.test('POST /v1/conversations/:id/receipts does what conv/<c>/read does and answers the resulting markers', async (t) => {
-  const node = await startNode(t, { env: WINDOW })
+  // a window long enough that the three receipts surely share it
+  const node = await startNode(t, { env: { THREADLINE_RECEIPT_WINDOW_MS: '1000' } })
   const [alice, bob] = [userId('alice'), userId('bob')]
   const conv = await createConversation(node, [alice, bob])
   const a = await connectUser(t, node, alice, 'phone')
