@@ -21,7 +21,15 @@ async function nextXid (node: Threadline): Promise<number> {
   return Number(rows[0]?.xid)
 }
 
-interface Run { storeWrites: number, pluginWrites: number, convSummaries: number, senderSummaries: number, echoes: number, firstSummaryMs: number }
+interface Run {
+  storeWrites: number
+  pluginWrites: number
+  convSummaries: number
+  senderSummaries: number
+  echoes: number
+  /** from the first receipt's publish to the first summary */
+  firstSummaryMs: number
+}
 
 async function hundredRead (t: Test, windowMs: number): Promise<Run> {
   const node = await startNode(t, { env: { THREADLINE_RECEIPT_WINDOW_MS: String(windowMs) } })
@@ -41,10 +49,12 @@ async function hundredRead (t: Test, windowMs: number): Promise<Run> {
     })))
   }
   // each reader acknowledges the message the way an app does: delivered on arrival, then read
+  let firstReceiptAt = NaN
   const acked = clients.map((c) => new Promise<void>((resolve, reject) => {
     c.on('message', (_topic, payload) => {
       const m = JSON.parse(payload.toString()) as { t: string, seq?: number }
       if (m.t !== 'event') return
+      if (Number.isNaN(firstReceiptAt)) firstReceiptAt = performance.now()
       publishReceipt(c, conv, 'delivered', m.seq as number)
         .then(() => publishReceipt(c, conv, 'read', m.seq as number))
         .then(resolve, reject)
@@ -54,7 +64,6 @@ async function hundredRead (t: Test, windowMs: number): Promise<Run> {
   a.on('message', (topic) => { if (topic === `conv/${conv}/receipts` && Number.isNaN(firstSummaryAt)) firstSummaryAt = performance.now() })
   const before = { xid: await nextXid(node), stats: receiptStats(node) }
   await sendText(a, conv, 'one message for everyone')
-  const sentAt = performance.now()
   await Promise.all(acked)
   await receiptsSettled(node)
   const after = { xid: await nextXid(node), stats: receiptStats(node) }
@@ -70,25 +79,26 @@ async function hundredRead (t: Test, windowMs: number): Promise<Run> {
     convSummaries: onConv.length,
     senderSummaries: onInbox.length,
     echoes: after.stats.echoes - before.stats.echoes,
-    firstSummaryMs: Math.round(firstSummaryAt - sentAt)
+    firstSummaryMs: Math.round(firstSummaryAt - firstReceiptAt)
   }
 }
 
 t.test('100 members reading one message: a handful of store writes and summaries, not 200', async (t) => {
   const run = await hundredRead(t, 500)
   t.comment(`window 500 ms: ${JSON.stringify(run)}`)
-  t.ok(run.storeWrites >= 1 && run.storeWrites <= 4, `${run.storeWrites} write transactions for ${2 * READERS} receipts`)
+  // all 200 usually share one or two windows; a loaded machine spreads them over a few more
+  t.ok(run.storeWrites >= 1 && run.storeWrites <= 8, `${run.storeWrites} write transactions for ${2 * READERS} receipts`)
   t.equal(run.pluginWrites, run.storeWrites, 'the plugin counts the same writes')
   t.ok(run.convSummaries <= run.storeWrites, `${run.convSummaries} summaries on conv/<c>/receipts, one per write at most`)
   t.ok(run.senderSummaries <= run.storeWrites, `${run.senderSummaries} summaries in the sender's inbox`)
   t.equal(run.echoes, READERS, 'each reader\'s devices get their own read marker once')
-  t.ok(run.firstSummaryMs >= 400, `the first summary waited for the window (${run.firstSummaryMs} ms after the send)`)
+  t.ok(run.firstSummaryMs >= 450, `the first summary waited for the window (${run.firstSummaryMs} ms after the first receipt)`)
 })
 
 t.test('a window of 0: receipts are written at once; what arrives during a write goes in the next', async (t) => {
   const run = await hundredRead(t, 0)
   t.comment(`window 0: ${JSON.stringify(run)}`)
-  t.ok(run.firstSummaryMs < 400, `the first summary came ${run.firstSummaryMs} ms after the send, without waiting for a window`)
+  t.ok(run.firstSummaryMs < 450, `the first summary came ${run.firstSummaryMs} ms after the first receipt, without waiting for a window`)
   t.ok(run.storeWrites >= 1, `${run.storeWrites} write transactions for ${2 * READERS} receipts`)
   t.equal(run.pluginWrites >= run.storeWrites, true, 'a write that changed nothing is no transaction')
   t.ok(run.convSummaries <= run.storeWrites, `${run.convSummaries} summaries on conv/<c>/receipts`)
