@@ -6,7 +6,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import * as hdr from 'hdr-histogram-js'
 import { Bitmap } from './bitmap.js'
 import {
-  type DriverMessage, type ExpectCommand, type PhaseResult, type RunCommand, type SenderSpec, type SetupCommand, type WorkerMessage,
+  type DriverMessage, type ExpectCommand, type PhaseResult, type RunCommand, type SenderSpec, type SetupCommand, type SignalsResult, type WorkerMessage,
   clientMsgId, nowUs, parseClientMsgId
 } from './protocol.js'
 
@@ -48,6 +48,7 @@ class Phase {
   stray = 0
   inflight = 0
   readonly errorSamples: string[] = []
+  readonly signals: SignalsResult = { receiptsSent: 0, typingSent: 0, inboxReceipts: 0, convSummaries: 0 }
   readonly ackedBits = new Map<number, Bitmap>()
   readonly receivedBits = new Map<string, Bitmap>()
   /** `<user>\0<sender>` → distinct sends received (what the drain waits on) */
@@ -102,7 +103,8 @@ class Phase {
       stray: this.stray,
       ackedBits: bits(this.ackedBits),
       receivedBits: bits(this.receivedBits),
-      drained
+      drained,
+      ...(setup?.signals !== undefined ? { signals: { ...this.signals } } : {})
     }
   }
 }
@@ -160,6 +162,11 @@ async function doSetup (cmd: SetupCommand): Promise<void> {
         const granted = await client.subscribeAsync(filter, { qos: 1 })
         if (granted[0]?.qos !== 1) throw new Error(`${user}: SUBSCRIBE ${filter} answered ${granted[0]?.qos}`)
       }
+      if (cmd.signals?.watcher === user) {
+        const filter = `conv/${cmd.signals.convId}/receipts`
+        const granted = await client.subscribeAsync(filter, { qos: 0 })
+        if (granted[0]?.qos !== 0) throw new Error(`${user}: SUBSCRIBE ${filter} answered ${granted[0]?.qos}`)
+      }
     }
   }
   await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, queue.length) }, lane))
@@ -187,7 +194,12 @@ function onMessage (user: string, topic: string, payload: Buffer): void {
   let conv: string
   if (setup.target === 'threadline') {
     if (msg.t === 'error') return p.error(`error event: ${String(msg.code)} ${String(msg.message)}`)
-    if (msg.t !== 'event') return // receipts, membership: not part of this measurement
+    if (msg.t === 'receipts') {
+      if (topic.startsWith('conv/')) p.signals.convSummaries++
+      else p.signals.inboxReceipts++
+      return
+    }
+    if (msg.t !== 'event') return // membership: not part of this measurement
     seq = msg.seq as number
     conv = msg.conv_id as string
   } else {
@@ -220,6 +232,7 @@ function onMessage (user: string, topic: string, payload: Buffer): void {
     p.echoed++
     return
   }
+  if (setup.signals?.receipts === true && seq !== null) sendReceipts(p, user, conv, seq)
   p.delivered++
   if (p.open.size > 0) p.settle(`${id.sender}.${id.n}`)
   if (at >= p.run.markAt && at < p.run.stopAt) p.deliveredInWindow++
@@ -231,6 +244,38 @@ function onMessage (user: string, topic: string, payload: Buffer): void {
     p.latencyIntended.recordValue(Math.max(1, Math.round(at - intended)))
     p.latencyActual.recordValue(Math.max(1, Math.round(at - actual)))
   }
+}
+
+/** What an app does when a message arrives and is shown: delivered, then read (QoS 0). */
+function sendReceipts (p: Phase, user: string, conv: string, seq: number): void {
+  const client = clients.get(user)
+  if (client === undefined) return
+  const topic = `conv/${conv}/read`
+  client.publish(topic, `{"status":"delivered","seq":${seq}}`, { qos: 0 })
+  client.publish(topic, `{"status":"read","seq":${seq}}`, { qos: 0 })
+  p.signals.receiptsSent += 2
+}
+
+/**
+ * The typists of this worker publish {"typing":true} every typingEveryMs, spread over
+ * the interval, from startAt until stopAt; answers how to stop early.
+ */
+function startTyping (p: Phase): () => void {
+  const spec = setup?.signals
+  const typists = (spec?.typists ?? []).filter(u => clients.has(u))
+  if (spec === undefined || typists.length === 0) return () => {}
+  const timers = new Map<string, NodeJS.Timeout>()
+  const topic = `conv/${spec.convId}/typing`
+  typists.forEach((user, i) => {
+    const tick = (): void => {
+      if (nowUs() >= p.run.stopAt) return
+      clients.get(user)?.publish(topic, '{"typing":true}', { qos: 0 })
+      p.signals.typingSent++
+      timers.set(user, setTimeout(tick, spec.typingEveryMs))
+    }
+    timers.set(user, setTimeout(tick, Math.round(i * spec.typingEveryMs / typists.length)))
+  })
+  return () => { for (const t of timers.values()) clearTimeout(t) }
 }
 
 /** `then` runs once the send is PUBACKed and, with `awaitDelivery`, delivered to its local recipients. */
@@ -316,8 +361,10 @@ async function doRun (cmd: RunCommand): Promise<void> {
   const p = new Phase(cmd)
   phase = p
   await sleepUntil(cmd.startAt)
+  const stopTyping = startTyping(p)
   if (cmd.shape.kind === 'window') await runWindow(p, cmd.shape.window)
   else await runRate(p, cmd.shape.ratePerS)
+  stopTyping()
   // drain, bounded by drainMs: first our outstanding PUBACKs; then, once the driver has
   // told everyone how many sends each sender got acknowledged, every one of them
   // delivered to each of our clients that should receive it

@@ -4,8 +4,13 @@ import { parseArgs } from 'node:util'
 import type { Target } from './protocol.js'
 
 export type Mode = 'max' | 'rate' | 'group'
+/** `default`: the send path against raw Aedes; `signals`: a group with receipts and typing, coalescing on and off */
+export type ScenarioName = 'default' | 'signals'
 
 export interface BenchOptions {
+  readonly scenario: ScenarioName
+  /** signals scenario: members of the group that keep typing */
+  readonly typists: number
   readonly pairs: number
   readonly durationS: number
   readonly warmupS: number
@@ -31,6 +36,13 @@ export interface BenchOptions {
 export class UsageError extends Error {}
 
 export const USAGE = `usage: npm run bench -- [options]
+
+  --scenario NAME      default: Threadline vs raw Aedes, max/rate/group   (default)
+                       signals: the group with delivered + read receipts from
+                       every member and some typing, Threadline with
+                       THREADLINE_RECEIPT_WINDOW_MS=500 next to =0; uses the
+                       --group-* options, --rounds and --workers
+  --typists N          signals: members that type (every 3 s)            (default 25)
 
   --pairs N            1:1 conversations, both users connected            (default 50)
   --duration S         measured seconds per max/rate phase               (default 15)
@@ -86,6 +98,8 @@ export function parseOptions (argv: string[]): BenchOptions | null {
       strict: true,
       allowPositionals: false,
       options: {
+        scenario: { type: 'string' },
+        typists: { type: 'string' },
         pairs: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
@@ -114,7 +128,11 @@ export function parseOptions (argv: string[]): BenchOptions | null {
   }
   if (values.help === true) return null
   const groupSize = int(values, 'group-size', 250, 2, 5000)
+  const scenario = values.scenario === undefined ? 'default' : String(values.scenario)
+  if (scenario !== 'default' && scenario !== 'signals') throw new UsageError(`--scenario: ${JSON.stringify(scenario)} is not one of default, signals`)
   const opts: BenchOptions = {
+    scenario,
+    typists: int(values, 'typists', 25, 0, groupSize),
     // every pair is two connections: stay well inside ~20,000 open files per process
     pairs: int(values, 'pairs', 50, 1, 4000),
     durationS: int(values, 'duration', 15, 1, 600),

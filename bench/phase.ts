@@ -5,12 +5,19 @@ import * as hdr from 'hdr-histogram-js'
 import type pg from 'pg'
 import { Bitmap } from './bitmap.js'
 import { CLK_TCK, cpuSeconds, machineTicks, rssMiB, treeCpuBreakdown } from './procs.js'
-import { type LoadShape, type PhaseResult, type Target, nowUs } from './protocol.js'
+import { type LoadShape, type PhaseResult, type SignalsResult, type Target, nowUs } from './protocol.js'
 import type { Scenario } from './scenario.js'
 import type { WorkerPool } from './workers.js'
 
 export interface Servers {
   target: Target
+  /** names this target in reports when two of one kind run side by side (`threadline window=0`) */
+  label?: string
+  /**
+   * A cumulative count of the store writes under study, read before and after each round
+   * (the signals scenario: receipt writes, from pg_stat_statements)
+   */
+  countWrites?: () => Promise<number>
   /** the broker process (Threadline node or raw Aedes) */
   brokerPid: number
   /** postmaster of the throwaway cluster; null for raw Aedes */
@@ -75,8 +82,22 @@ export interface PhasePlan {
 
 export interface LatencyFigures { count: number, p50: number, p90: number, p99: number, p999: number, max: number, mean: number }
 
+/** The signals scenario's figures, per acknowledged send over whole rounds (warm-up and drain included). */
+export interface SignalsFigures extends SignalsResult {
+  receiptsSentPerMsg: number
+  typingPerMsg: number
+  /** summaries on conv/<c>/receipts */
+  convSummariesPerMsg: number
+  /** `receipts` envelopes that reached members' inboxes (the senders' summaries and the readers' own markers), all members together */
+  inboxReceiptsPerMsg: number
+  /** receipt write statements, when the target counts them */
+  storeWrites: number | null
+  storeWritesPerMsg: number | null
+}
+
 export interface PhaseReport {
   target: Target
+  label: string
   /** the broker's pid: names its --cpu-prof profile */
   brokerPid: number
   mode: PhasePlan['mode']
@@ -136,6 +157,7 @@ export interface PhaseReport {
     cpuByProcessPct: Record<string, number>
     activity: PgSample | null
   } | null
+  signals: SignalsFigures | null
 }
 
 export interface Snapshot { at: number, rss: number, broker: number, pg: number | null, pgParts: Map<string, number> | null, workers: number[], driver: number, machine: { busy: number, total: number } }
@@ -227,6 +249,8 @@ export interface Round {
   transactions: number | null
   walBytes: number | null
   activity: PgSample | null
+  /** servers.countWrites over the round */
+  writes: number | null
 }
 
 /** Runs one round: warm-up, the measured window [markAt, stopAt), drain. */
@@ -237,6 +261,7 @@ export async function runRound (servers: Servers, workers: WorkerPool, scenario:
     ? plan.shape
     : { kind: 'rate', ratePerS: plan.shape.ratePerS * sendersIn(w) / scenario.senders.length }
   const pgBefore = await pgCounters(servers.pgStats)
+  const writesBefore = await servers.countWrites?.() ?? null
   // a little slack so every worker has the command before startAt
   const startAt = nowUs() + 300_000
   const markAt = startAt + warmupS * 1e6
@@ -267,6 +292,7 @@ export async function runRound (servers: Servers, workers: WorkerPool, scenario:
   const activity = sampling !== null ? await sampling : null
   const results = await running
   const pgAfter = await pgCounters(servers.pgStats)
+  const writesAfter = await servers.countWrites?.() ?? null
   const pgDone = pgBefore !== null && pgAfter !== null && servers.pgStats !== null
   return {
     results,
@@ -275,6 +301,7 @@ export async function runRound (servers: Servers, workers: WorkerPool, scenario:
     markAt,
     stopAt,
     activity,
+    writes: writesBefore !== null && writesAfter !== null ? writesAfter - writesBefore : null,
     transactions: pgDone ? pgAfter.nextXid - pgBefore.nextXid : null,
     walBytes: pgDone ? await walBytes(servers.pgStats as pg.Client, pgBefore.walLsn, pgAfter.walLsn) : null
   }
@@ -340,6 +367,7 @@ export function summarize (servers: Servers, workers: WorkerPool, scenario: Scen
 
   return {
     target: servers.target,
+    label: servers.label ?? servers.target,
     brokerPid: servers.brokerPid,
     mode: plan.mode,
     scenario: {
@@ -391,6 +419,31 @@ export function summarize (servers: Servers, workers: WorkerPool, scenario: Scen
       brokerUsPerDelivery: round(1e6 * brokerS / Math.max(1, deliveries), 2),
       brokerRssMiB: [rounds[0]?.a.rss ?? NaN, rounds.at(-1)?.b.rss ?? NaN]
     },
-    pg: pgFigures
+    pg: pgFigures,
+    signals: signalsFigures(results, rounds, acked)
+  }
+}
+
+function signalsFigures (results: PhaseResult[], rounds: Round[], acked: number): SignalsFigures | null {
+  const all = results.map(r => r.signals).filter((x): x is SignalsResult => x !== undefined)
+  if (all.length === 0) return null
+  const total = (f: (x: SignalsResult) => number): number => all.reduce((acc, x) => acc + f(x), 0)
+  const per = (n: number): number => round(n / Math.max(1, acked), 3)
+  const counted = rounds.every(r => r.writes !== null)
+  const storeWrites = counted ? rounds.reduce((acc, r) => acc + (r.writes as number), 0) : null
+  const sums: SignalsResult = {
+    receiptsSent: total(x => x.receiptsSent),
+    typingSent: total(x => x.typingSent),
+    inboxReceipts: total(x => x.inboxReceipts),
+    convSummaries: total(x => x.convSummaries)
+  }
+  return {
+    ...sums,
+    receiptsSentPerMsg: per(sums.receiptsSent),
+    typingPerMsg: per(sums.typingSent),
+    convSummariesPerMsg: per(sums.convSummaries),
+    inboxReceiptsPerMsg: per(sums.inboxReceipts),
+    storeWrites,
+    storeWritesPerMsg: storeWrites !== null ? per(storeWrites) : null
   }
 }

@@ -24,6 +24,33 @@ export interface SenderSpec {
   topic: string
 }
 
+/**
+ * The signals scenario (`--scenario signals`): what members do besides receiving. Every
+ * member but the sender answers each event with delivered + read receipts; some members
+ * type; one member also watches conv/<c>/receipts so summaries can be counted.
+ */
+export interface SignalsSpec {
+  /** publish delivered + read (QoS 0) on conv/<c>/read for every event received */
+  receipts: boolean
+  /** users that publish {"typing":true} on conv/<c>/typing every typingEveryMs while the phase runs */
+  typists: string[]
+  typingEveryMs: number
+  /** the user whose client also subscribes to conv/<c>/receipts (null: nobody) */
+  watcher: string | null
+  /** the conversation, for the watcher's and the typists' topics */
+  convId: string
+}
+
+/** What a worker counted of the signals during one phase (whole phase, not only the window). */
+export interface SignalsResult {
+  receiptsSent: number
+  typingSent: number
+  /** `receipts` envelopes that arrived on the members' inboxes */
+  inboxReceipts: number
+  /** `receipts` envelopes that arrived on conv/<c>/receipts (at the watcher) */
+  convSummaries: number
+}
+
 export interface SetupCommand {
   cmd: 'setup'
   target: Target
@@ -34,6 +61,7 @@ export interface SetupCommand {
   senderUsers: Record<string, string>
   /** bytes of filler in each text, so a send looks like a short chat message */
   padding: number
+  signals?: SignalsSpec
 }
 
 export type LoadShape =
@@ -98,6 +126,7 @@ export interface PhaseResult {
   /** `<user>\u0000<sender index>` → bitmap of message numbers received */
   receivedBits: Record<string, string>
   drained: boolean
+  signals?: SignalsResult
 }
 
 export type WorkerMessage =

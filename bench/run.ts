@@ -16,7 +16,8 @@ import { type BenchOptions, USAGE, UsageError, parseOptions } from './options.js
 import { type PhasePlan, type PhaseReport, type Round, type Servers, runRound, summarize } from './phase.js'
 import { startChild, waitForPort, waitForQuiet, type Child } from './procs.js'
 import { type BenchReport, markdown, table, verdicts } from './report.js'
-import { type Scenario, groupScenario, insertConversations, pairsScenario, userSenderMap } from './scenario.js'
+import { type Scenario, groupScenario, insertConversations, pairsScenario, signalsScenario, userSenderMap } from './scenario.js'
+import { type SignalsReport, signalsMarkdown, signalsTable } from './signals-report.js'
 import { WorkerPool } from './workers.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -56,8 +57,18 @@ function nodeArgs (script: string[], profDir: string | null): string[] {
 
 interface RunningTarget { servers: Servers, url: string, child: Child, databaseUrl: string | null }
 
-async function startThreadlineTarget (opts: BenchOptions, profDir: string | null): Promise<RunningTarget> {
-  const databaseUrl = await startPostgres(defer)
+interface TargetExtras {
+  /** more server environment (THREADLINE_RECEIPT_WINDOW_MS) */
+  env?: Record<string, string>
+  /** PostgreSQL settings (a library to preload) */
+  pgSettings?: Record<string, string>
+  label?: string
+  /** counts the store writes under study with this connection to the target's database */
+  countWrites?: (stats: pg.Client) => Promise<number>
+}
+
+async function startThreadlineTarget (opts: BenchOptions, profDir: string | null, extras: TargetExtras = {}): Promise<RunningTarget> {
+  const databaseUrl = await startPostgres(defer, extras.pgSettings)
   log(`PostgreSQL ready at ${databaseUrl} (fsync on, synchronous_commit on)`)
   const stats = new pg.Client({ connectionString: databaseUrl })
   await stats.connect()
@@ -85,13 +96,27 @@ async function startThreadlineTarget (opts: BenchOptions, profDir: string | null
     // no rate limit may shape the load: the bench measures the send path itself
     THREADLINE_SEND_RATE: '1000000',
     THREADLINE_SEND_BURST: '1000000',
-    THREADLINE_MAX_GROUP_MEMBERS: String(Math.max(256, opts.groupSize))
+    THREADLINE_MAX_GROUP_MEMBERS: String(Math.max(256, opts.groupSize)),
+    ...extras.env
   }
   const child = startChild('threadline', process.execPath, nodeArgs(['broker/main.ts'], profDir), { cwd: root, env, verbose: opts.verbose })
   defer(() => child.stop())
   await waitForPort(mqttPort, child, STARTUP_TIMEOUT_MS)
-  log(`Threadline up (pid ${child.pid}, MQTT 127.0.0.1:${mqttPort})`)
-  return { servers: { target: 'threadline', brokerPid: child.pid, pgRootPid, pgStats: stats }, url: `mqtt://127.0.0.1:${mqttPort}`, child, databaseUrl }
+  log(`${extras.label ?? 'Threadline'} up (pid ${child.pid}, MQTT 127.0.0.1:${mqttPort})`)
+  const countWrites = extras.countWrites
+  return {
+    servers: {
+      target: 'threadline',
+      brokerPid: child.pid,
+      pgRootPid,
+      pgStats: stats,
+      ...(extras.label !== undefined ? { label: extras.label } : {}),
+      ...(countWrites !== undefined ? { countWrites: () => countWrites(stats) } : {})
+    },
+    url: `mqtt://127.0.0.1:${mqttPort}`,
+    child,
+    databaseUrl
+  }
 }
 
 async function startRawTarget (opts: BenchOptions, profDir: string | null): Promise<RunningTarget> {
@@ -132,9 +157,10 @@ async function withRigs (opts: BenchOptions, targets: RunningTarget[], scenarioF
         clients: scenario.clients.filter(c => c.worker === w).map(({ worker: _, ...spec }) => spec),
         senders: scenario.senders.filter(s => scenario.clients.find(c => c.user === s.user)?.worker === w),
         senderUsers: userSenderMap(scenario),
-        padding: opts.paddingBytes
+        padding: opts.paddingBytes,
+        ...(scenario.signals !== undefined ? { signals: scenario.signals } : {})
       }), SETUP_TIMEOUT_MS)
-      log(`${t.servers.target}: ${scenario.clients.length} clients connected and subscribed in ${connectMs} ms`)
+      log(`${t.servers.label ?? t.servers.target}: ${scenario.clients.length} clients connected and subscribed in ${connectMs} ms`)
     }
     await fn(rigs)
   } catch (err) {
@@ -170,7 +196,7 @@ async function phaseAcross (opts: BenchOptions, rigs: Rig[], plan: PhasePlan): P
   return rigs.map((r, k) => {
     const report = summarize(r.t.servers, r.pool, r.scenario, plan, rounds[k] ?? [])
     report.cpu.othersBeforePct = othersBefore
-    log(`${r.t.servers.target} ${plan.mode}: ${report.msgPerS} msg/s, p50 ${report.latencyMs.p50} ms, p99 ${report.latencyMs.p99} ms, ` +
+    log(`${report.label} ${plan.mode}: ${report.msgPerS} msg/s, p50 ${report.latencyMs.p50} ms, p99 ${report.latencyMs.p99} ms, ` +
       `lost ${report.integrity.lost}, broker ${report.cpu.brokerPct}%` + (report.cpu.pgPct !== null ? `, PG ${report.cpu.pgPct}%` : '') +
       `, other jobs ${report.cpu.othersPct}%`)
     return report
@@ -214,6 +240,55 @@ async function benchAll (opts: BenchOptions, profDir: string | null): Promise<Ph
     })
   }
   // a graceful stop also writes the --cpu-prof profiles
+  await Promise.all(targets.map(t => t.child.stop()))
+  return reports
+}
+
+/** The receipts' one write statement (core/receipts/repo.ts), as pg_stat_statements keeps it. */
+const RECEIPT_WRITE_LIKE = '%UPDATE members m%SET delivered_seq = GREATEST%'
+/** The receipt windows compared by --scenario signals: the default, and none. */
+const SIGNAL_WINDOWS_MS = [500, 0] as const
+
+async function countReceiptWrites (stats: pg.Client): Promise<number> {
+  const { rows } = await stats.query<{ n: string }>(
+    `SELECT coalesce(sum(calls), 0)::text AS n FROM pg_stat_statements
+     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query LIKE $1`, [RECEIPT_WRITE_LIKE])
+  return Number(rows[0]?.n ?? 0)
+}
+
+/**
+ * --scenario signals: the group phase with receipts and typing, on two Threadline
+ * servers that differ only in THREADLINE_RECEIPT_WINDOW_MS, side by side (rounds
+ * alternate ABBA as in the default bench). Receipt writes are counted by PostgreSQL
+ * (pg_stat_statements, preloaded into each throwaway cluster).
+ */
+async function benchSignals (opts: BenchOptions, profDir: string | null): Promise<PhaseReport[]> {
+  const targets: RunningTarget[] = []
+  for (const windowMs of SIGNAL_WINDOWS_MS) {
+    checkInterrupted()
+    const target = await startThreadlineTarget(opts, profDir, {
+      env: { THREADLINE_RECEIPT_WINDOW_MS: String(windowMs) },
+      pgSettings: { shared_preload_libraries: 'pg_stat_statements' },
+      label: `threadline window=${windowMs}`,
+      countWrites: countReceiptWrites
+    })
+    await target.servers.pgStats?.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements')
+    targets.push(target)
+  }
+  const tokens = createTokenService(SECRET)
+  const token = (user: string): string => tokens.sign({ sub: user }, 6 * 3600)
+  const plan: PhasePlan = {
+    mode: 'group',
+    shape: { kind: 'rate', ratePerS: opts.groupRatePerS },
+    warmupS: Math.min(opts.warmupS, 2),
+    durationS: opts.groupDurationS,
+    drainS: opts.drainS,
+    pgSample: opts.pgSample
+  }
+  const reports: PhaseReport[] = []
+  await withRigs(opts, targets, () => signalsScenario(opts.groupSize, opts.groupSenders, opts.typists, opts.workers, token), async (rigs) => {
+    reports.push(...await phaseAcross(opts, rigs, plan))
+  })
   await Promise.all(targets.map(t => t.child.stop()))
   return reports
 }
@@ -264,6 +339,23 @@ async function main (argv: string[]): Promise<number> {
   if (profDir !== null) await mkdir(profDir, { recursive: true })
   await ensurePackages({ postgres: opts.targets.includes('threadline'), redis: false })
 
+  if (opts.scenario === 'signals') {
+    const phases = await benchSignals(opts, profDir)
+    await runCleanups()
+    const report: SignalsReport = {
+      startedAt,
+      command: ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
+      machine: machine(),
+      code: measured,
+      options: opts,
+      phases
+    }
+    await writeFile(path.join(outDir, 'signals.json'), JSON.stringify(report, null, 2) + '\n')
+    await writeFile(path.join(outDir, 'signals.md'), signalsMarkdown(report) + '\n')
+    process.stdout.write(signalsTable(report) + '\n')
+    log(`wrote ${path.relative(root, path.join(outDir, 'signals.json'))} and signals.md`)
+    return 0
+  }
   const phases = await benchAll(opts, profDir)
   await runCleanups()
   const { verdicts: v, warnings } = verdicts(phases, opts)

@@ -3,7 +3,7 @@
 // test/helpers/fixtures.ts does (the membership cache loads them when users connect).
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import type { ClientSpec, SenderSpec, Target } from './protocol.js'
+import type { ClientSpec, SenderSpec, SignalsSpec, Target } from './protocol.js'
 
 export interface Conversation {
   id: string
@@ -19,6 +19,8 @@ export interface Scenario {
   clients: Array<ClientSpec & { worker: number }>
   /** deliveries of one send to members other than its sender */
   recipientsPerSend: number
+  /** the signals scenario: receipts, typing, a watcher of conv/<c>/receipts */
+  signals?: SignalsSpec
 }
 
 export function userSenderMap (s: Scenario): Record<string, string> {
@@ -67,6 +69,29 @@ export function groupScenario (target: Target, size: number, senderCount: number
   const all = senders.map(s => s.index)
   const clients = members.map((user, i) => ({ user, token: token(user), subscribe: topics(target, conv, user).subscribe, expectFrom: all, worker: i % workers }))
   return { name: 'group', convs: [{ id: conv, members }], senders, clients, recipientsPerSend: size - 1 }
+}
+
+/**
+ * The group of groupScenario, every member answering each message with delivered + read
+ * receipts, `typists` members typing every 3 s (a client refreshes its indicator well
+ * within the 5 s after which others drop it), and the first member that does not send
+ * also watching conv/<c>/receipts.
+ */
+export function signalsScenario (size: number, senderCount: number, typists: number, workers: number, token: (user: string) => string): Scenario {
+  const group = groupScenario('threadline', size, senderCount, workers, token)
+  const conv = group.convs[0] as Conversation
+  const senders = new Set(group.senders.map(s => s.user))
+  const quiet = conv.members.filter(u => !senders.has(u))
+  return {
+    ...group,
+    signals: {
+      receipts: true,
+      typists: quiet.slice(-typists),
+      typingEveryMs: 3000,
+      watcher: quiet[0] ?? null,
+      convId: conv.id
+    }
+  }
 }
 
 /** Users, conversations and members in one transaction, with bulk statements. */

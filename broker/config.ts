@@ -26,7 +26,6 @@ export interface Config {
   readonly clientBufferBytes: number
   readonly sendRatePerS: number
   readonly sendBurst: number
-  readonly receiptWindowMs: number
   readonly maxGroupMembers: number
   /** per persistent session, events kept for an offline device (PostgreSQL stays the record) */
   readonly offlineQueueMax: number
@@ -153,7 +152,6 @@ export function loadConfig (env: Env = process.env, plugins: ReadonlyArray<Threa
     clientBufferBytes,
     sendRatePerS: integer(env, 'THREADLINE_SEND_RATE', 20, 1, 1_000_000),
     sendBurst: integer(env, 'THREADLINE_SEND_BURST', 100, 1, 1_000_000),
-    receiptWindowMs: integer(env, 'THREADLINE_RECEIPT_WINDOW_MS', 500, 0, 60_000),
     maxGroupMembers: integer(env, 'THREADLINE_MAX_GROUP_MEMBERS', 256, 2, 100_000),
     offlineQueueMax: integer(env, 'THREADLINE_OFFLINE_QUEUE_MAX', 1000, 1, 1_000_000),
     // 1 s upwards so tests can watch a session expire; 10 years is "never" in practice

@@ -6,12 +6,14 @@ import { messagesPlugin } from '../plugins/messages/index.js'
 import { typingPlugin } from '../plugins/typing/index.js'
 import { pushPlugin } from '../plugins/push/index.js'
 import { presencePlugin } from '../plugins/presence/index.js'
+import { receiptsPlugin } from '../plugins/receipts/index.js'
 
 export const PLUGINS: ReadonlyArray<ThreadlinePlugin<unknown>> = [
   authPlugin,
   aclPlugin,
   messagesPlugin,
   typingPlugin,
+  receiptsPlugin,
   presencePlugin,
   pushPlugin
 ]

@@ -58,4 +58,5 @@ export function parseChatTopic (topic: string): ChatTopic | null {
 export const inboxTopic = (userId: string): string => `user/${userId}/inbox`
 export const eventsTopic = (convId: string): string => `conv/${convId}/events`
 export const typingTopic = (convId: string): string => `conv/${convId}/typing`
+export const receiptsTopic = (convId: string): string => `conv/${convId}/receipts`
 export const INTEGRATOR_EVENTS_FILTER = 'conv/+/events'

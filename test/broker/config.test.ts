@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../../broker/config.js'
 
 t.test('defaults are the embedded ones of DESIGN.md §7', async (t) => {
   const c = loadConfig({})
-  t.match(c, { mqttPort: 1883, httpPort: 8080, host: '0.0.0.0', jwtSecret: null, openTopics: 'none', databaseUrl: null, redisUrl: null, maxPayloadBytes: 65536, sendRatePerS: 20, sendBurst: 100, receiptWindowMs: 500 })
+  t.match(c, { mqttPort: 1883, httpPort: 8080, host: '0.0.0.0', jwtSecret: null, openTopics: 'none', databaseUrl: null, redisUrl: null, maxPayloadBytes: 65536, sendRatePerS: 20, sendBurst: 100, plugins: { receipts: { windowMs: 500 } } })
   t.ok(c.dataDir.endsWith('/data'))
   t.ok(Object.isFrozen(c), 'frozen once validated')
 })

@@ -7,8 +7,11 @@ import { type Defer, freePort, mustRun, run } from './util.js'
 
 export const TEST_DATABASE = 'threadline_test'
 
-/** Starts the cluster, creates the test database and returns its DATABASE_URL. */
-export async function startPostgres (defer: Defer): Promise<string> {
+/**
+ * Starts the cluster, creates the test database and returns its DATABASE_URL.
+ * `settings`: more server settings (`-c name=value`), e.g. a library to preload.
+ */
+export async function startPostgres (defer: Defer, settings: Readonly<Record<string, string>> = {}): Promise<string> {
   const bin = pgBinDir()
   if (!bin) throw new Error('no PostgreSQL binaries under /usr/lib/postgresql')
   const dir = await mkdtemp(path.join(os.tmpdir(), 'threadline-pg-'))
@@ -31,7 +34,8 @@ export async function startPostgres (defer: Defer): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
     // -k: the Unix socket goes in our temp dir, not /var/run/postgresql (may not exist or be ours).
-    const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on`
+    const extra = Object.entries(settings).map(([name, value]) => ` -c ${name}=${value}`).join('')
+    const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on${extra}`
     const start = await pgTool('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', log, '-o', opts])
     if (start.code === 0) {
       await mustRun(path.join(bin, 'createdb'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', TEST_DATABASE], { quiet: true })

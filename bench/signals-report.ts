@@ -1,0 +1,68 @@
+// The report of `npm run bench -- --scenario signals`: the same group with receipts and
+// typing, coalescing on (THREADLINE_RECEIPT_WINDOW_MS=500) and off (0), side by side.
+import type { BenchReport } from './report.js'
+import type { PhaseReport } from './phase.js'
+
+export type SignalsReport = Omit<BenchReport, 'verdicts' | 'warnings'>
+
+const f = (v: number | null | undefined, digits = 1): string => v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits)
+
+function rows (phases: PhaseReport[]): string[][] {
+  const head = ['target', 'msg/s', 'deliv/s', 'p50 ms', 'p99 ms', 'max ms', 'receipts in/msg', 'store writes/msg', 'conv summaries/msg',
+    'inbox receipts/msg', 'typing/msg', 'broker µs/msg', 'PG µs/msg', 'broker %', 'PG %', 'workers %', 'others %', 'lost', 'dup', 'errors']
+  return [head, ...phases.map(p => [
+    p.label, f(p.msgPerS, 1), f(p.deliveredPerS, 0), f(p.latencyMs.p50, 2), f(p.latencyMs.p99, 2), f(p.latencyMs.max, 1),
+    f(p.signals?.receiptsSentPerMsg, 1), f(p.signals?.storeWritesPerMsg, 3), f(p.signals?.convSummariesPerMsg, 3),
+    f(p.signals?.inboxReceiptsPerMsg, 1), f(p.signals?.typingPerMsg, 2),
+    f(p.cpu.brokerUsPerMsg, 0), f(p.cpu.pgUsPerMsg, 0), f(p.cpu.brokerPct, 0), f(p.cpu.pgPct, 0),
+    p.cpu.workersPct.map(w => w.toFixed(0)).join('+'), f(p.cpu.othersPct, 0),
+    String(p.integrity.lost), String(p.integrity.duplicates), String(p.integrity.errors)
+  ])]
+}
+
+function pad (cells: string[][]): string {
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map(r => (r[i] ?? '').length)))
+  return cells.map(r => r.map((c, i) => i < 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join('  ')).join('\n')
+}
+
+function notes (report: SignalsReport): string[] {
+  const out: string[] = []
+  for (const p of report.phases) {
+    const s = p.signals
+    if (s === null) continue
+    out.push(`${p.label}: ${p.integrity.acked} sends acknowledged; ${s.receiptsSent} receipts and ${s.typingSent} typing publishes sent; ` +
+      `${s.storeWrites ?? '–'} receipt writes, ${s.convSummaries} summaries on conv/<c>/receipts, ${s.inboxReceipts} receipts envelopes on inboxes` +
+      (p.integrity.errorSamples.length > 0 ? `; errors: ${p.integrity.errorSamples.join('; ')}` : ''))
+  }
+  return out
+}
+
+export function signalsTable (report: SignalsReport): string {
+  return [pad(rows(report.phases)), '', ...notes(report)].join('\n')
+}
+
+export function signalsMarkdown (report: SignalsReport): string {
+  const r = rows(report.phases)
+  const p0 = report.phases[0]
+  return [
+    `# Threadline signals benchmark — ${report.startedAt}`,
+    '',
+    `\`${report.command}\` on ${report.machine.cpus} × ${report.machine.cpuModel}, Node ${report.machine.node}, ${report.machine.postgres ?? 'no PostgreSQL'}, Linux ${report.machine.kernel}.`,
+    `Code: ${report.code.commit ?? 'unknown commit'}${report.code.modified.length > 0 ? ` with uncommitted changes to ${report.code.modified.join(', ')}` : ''}.`,
+    '',
+    p0 !== undefined
+      ? `One group of ${p0.scenario.members} members, all connected; ${p0.scenario.senders} of them send ${p0.load.offeredPerS} messages/s together; every other member answers each message with delivered + read (QoS 0); ${report.options.typists} members type every 3 s. ` +
+        `${p0.load.warmupS} s warm-up + ${p0.load.durationS} s measured per target in ${p0.load.rounds} round(s), alternating.`
+      : '',
+    '',
+    '| ' + r[0]!.join(' | ') + ' |',
+    '|' + r[0]!.map((_, i) => i < 1 ? '---' : '---:').join('|') + '|',
+    ...r.slice(1).map(row => '| ' + row.join(' | ') + ' |'),
+    '',
+    'Per message = per acknowledged send, over whole rounds (warm-up and drain included). Store writes: calls of the receipts write statement (pg_stat_statements). ' +
+    'Conv summaries: `receipts` envelopes on conv/<c>/receipts; inbox receipts: `receipts` envelopes that reached members\' inboxes (the senders\' summaries and each reader\'s own marker), all members together. ' +
+    'Latency: send→deliver of the messages at every member but the sender.',
+    '',
+    ...notes(report).map(n => `- ${n}`)
+  ].join('\n')
+}
