@@ -48,7 +48,7 @@ class Phase {
   stray = 0
   inflight = 0
   readonly errorSamples: string[] = []
-  readonly signals: SignalsResult = { receiptsSent: 0, typingSent: 0, inboxReceipts: 0, convSummaries: 0 }
+  readonly signals: SignalsResult = { receiptsSent: 0, typingSent: 0, inboxSummaries: 0, ownMarkers: 0, convSummaries: 0 }
   readonly ackedBits = new Map<number, Bitmap>()
   readonly receivedBits = new Map<string, Bitmap>()
   /** `<user>\0<sender>` → distinct sends received (what the drain waits on) */
@@ -196,7 +196,8 @@ function onMessage (user: string, topic: string, payload: Buffer): void {
     if (msg.t === 'error') return p.error(`error event: ${String(msg.code)} ${String(msg.message)}`)
     if (msg.t === 'receipts') {
       if (topic.startsWith('conv/')) p.signals.convSummaries++
-      else p.signals.inboxReceipts++
+      else if ((msg.markers as Array<{ user_id: string }>).every(m => m.user_id === user)) p.signals.ownMarkers++
+      else p.signals.inboxSummaries++
       return
     }
     if (msg.t !== 'event') return // membership: not part of this measurement

@@ -88,8 +88,10 @@ export interface SignalsFigures extends SignalsResult {
   typingPerMsg: number
   /** summaries on conv/<c>/receipts */
   convSummariesPerMsg: number
-  /** `receipts` envelopes that reached members' inboxes (the senders' summaries and the readers' own markers), all members together */
-  inboxReceiptsPerMsg: number
+  /** `receipts` summaries that reached members' inboxes (the senders'), all members together */
+  inboxSummariesPerMsg: number
+  /** own-marker `receipts` envelopes that reached readers' inboxes, all members together */
+  ownMarkersPerMsg: number
   /** receipt write statements, when the target counts them */
   storeWrites: number | null
   storeWritesPerMsg: number | null
@@ -434,7 +436,8 @@ function signalsFigures (results: PhaseResult[], rounds: Round[], acked: number)
   const sums: SignalsResult = {
     receiptsSent: total(x => x.receiptsSent),
     typingSent: total(x => x.typingSent),
-    inboxReceipts: total(x => x.inboxReceipts),
+    inboxSummaries: total(x => x.inboxSummaries),
+    ownMarkers: total(x => x.ownMarkers),
     convSummaries: total(x => x.convSummaries)
   }
   return {
@@ -442,7 +445,8 @@ function signalsFigures (results: PhaseResult[], rounds: Round[], acked: number)
     receiptsSentPerMsg: per(sums.receiptsSent),
     typingPerMsg: per(sums.typingSent),
     convSummariesPerMsg: per(sums.convSummaries),
-    inboxReceiptsPerMsg: per(sums.inboxReceipts),
+    inboxSummariesPerMsg: per(sums.inboxSummaries),
+    ownMarkersPerMsg: per(sums.ownMarkers),
     storeWrites,
     storeWritesPerMsg: storeWrites !== null ? per(storeWrites) : null
   }

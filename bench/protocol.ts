@@ -45,8 +45,10 @@ export interface SignalsSpec {
 export interface SignalsResult {
   receiptsSent: number
   typingSent: number
-  /** `receipts` envelopes that arrived on the members' inboxes */
-  inboxReceipts: number
+  /** `receipts` envelopes on the members' inboxes with others' markers (what senders get) */
+  inboxSummaries: number
+  /** `receipts` envelopes on the members' inboxes with nothing but the receiver's own marker */
+  ownMarkers: number
   /** `receipts` envelopes that arrived on conv/<c>/receipts (at the watcher) */
   convSummaries: number
 }

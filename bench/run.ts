@@ -203,6 +203,18 @@ async function phaseAcross (opts: BenchOptions, rigs: Rig[], plan: PhasePlan): P
   })
 }
 
+/** The group phase: open loop at --group-rate, a short warm-up. */
+function groupPlan (opts: BenchOptions): PhasePlan {
+  return {
+    mode: 'group',
+    shape: { kind: 'rate', ratePerS: opts.groupRatePerS },
+    warmupS: Math.min(opts.warmupS, 2),
+    durationS: opts.groupDurationS,
+    drainS: opts.drainS,
+    pgSample: opts.pgSample
+  }
+}
+
 /**
  * Both targets run at the same time (an idle broker costs nothing) and their rounds
  * alternate, so a change in the machine's other load hits both sides alike.
@@ -227,14 +239,7 @@ async function benchAll (opts: BenchOptions, profDir: string | null): Promise<Ph
     })
   }
   if (opts.modes.includes('group')) {
-    const plan: PhasePlan = {
-      mode: 'group',
-      shape: { kind: 'rate', ratePerS: opts.groupRatePerS },
-      warmupS: Math.min(opts.warmupS, 2),
-      durationS: opts.groupDurationS,
-      drainS: opts.drainS,
-      pgSample: opts.pgSample
-    }
+    const plan = groupPlan(opts)
     await withRigs(opts, targets, t => groupScenario(t.servers.target, opts.groupSize, opts.groupSenders, opts.workers, token), async (rigs) => {
       reports.push(...await phaseAcross(opts, rigs, plan))
     })
@@ -277,14 +282,7 @@ async function benchSignals (opts: BenchOptions, profDir: string | null): Promis
   }
   const tokens = createTokenService(SECRET)
   const token = (user: string): string => tokens.sign({ sub: user }, 6 * 3600)
-  const plan: PhasePlan = {
-    mode: 'group',
-    shape: { kind: 'rate', ratePerS: opts.groupRatePerS },
-    warmupS: Math.min(opts.warmupS, 2),
-    durationS: opts.groupDurationS,
-    drainS: opts.drainS,
-    pgSample: opts.pgSample
-  }
+  const plan = groupPlan(opts)
   const reports: PhaseReport[] = []
   await withRigs(opts, targets, () => signalsScenario(opts.groupSize, opts.groupSenders, opts.typists, opts.workers, token), async (rigs) => {
     reports.push(...await phaseAcross(opts, rigs, plan))
@@ -339,40 +337,33 @@ async function main (argv: string[]): Promise<number> {
   if (profDir !== null) await mkdir(profDir, { recursive: true })
   await ensurePackages({ postgres: opts.targets.includes('threadline'), redis: false })
 
-  if (opts.scenario === 'signals') {
-    const phases = await benchSignals(opts, profDir)
-    await runCleanups()
-    const report: SignalsReport = {
-      startedAt,
-      command: ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
-      machine: machine(),
-      code: measured,
-      options: opts,
-      phases
-    }
-    await writeFile(path.join(outDir, 'signals.json'), JSON.stringify(report, null, 2) + '\n')
-    await writeFile(path.join(outDir, 'signals.md'), signalsMarkdown(report) + '\n')
-    process.stdout.write(signalsTable(report) + '\n')
-    log(`wrote ${path.relative(root, path.join(outDir, 'signals.json'))} and signals.md`)
-    return 0
-  }
-  const phases = await benchAll(opts, profDir)
+  const signals = opts.scenario === 'signals'
+  const phases = signals ? await benchSignals(opts, profDir) : await benchAll(opts, profDir)
   await runCleanups()
-  const { verdicts: v, warnings } = verdicts(phases, opts)
-  const report: BenchReport = {
+  const base: SignalsReport = {
     startedAt,
     command: ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
     machine: machine(),
     code: measured,
     options: opts,
-    phases,
-    verdicts: v,
-    warnings
+    phases
   }
-  await writeFile(path.join(outDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
-  await writeFile(path.join(outDir, 'latest.md'), markdown(report) + '\n')
-  process.stdout.write(table(report) + '\n')
-  log(`wrote ${path.relative(root, path.join(outDir, 'latest.json'))} and latest.md`)
+  // the signals scenario has its own files, so a run of it leaves latest.* as they were
+  const name = signals ? 'signals' : 'latest'
+  let report: SignalsReport | BenchReport = base
+  let md: string
+  let text: string
+  if (signals) {
+    [md, text] = [signalsMarkdown(base), signalsTable(base)]
+  } else {
+    const full: BenchReport = { ...base, ...verdicts(phases, opts) }
+    report = full
+    ;[md, text] = [markdown(full), table(full)]
+  }
+  await writeFile(path.join(outDir, `${name}.json`), JSON.stringify(report, null, 2) + '\n')
+  await writeFile(path.join(outDir, `${name}.md`), md + '\n')
+  process.stdout.write(text + '\n')
+  log(`wrote ${path.relative(root, path.join(outDir, `${name}.json`))} and ${name}.md`)
   return 0
 }
 

@@ -8,12 +8,13 @@ export type SignalsReport = Omit<BenchReport, 'verdicts' | 'warnings'>
 const f = (v: number | null | undefined, digits = 1): string => v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits)
 
 function rows (phases: PhaseReport[]): string[][] {
-  const head = ['target', 'msg/s', 'deliv/s', 'p50 ms', 'p99 ms', 'max ms', 'receipts in/msg', 'store writes/msg', 'conv summaries/msg',
-    'inbox receipts/msg', 'typing/msg', 'broker µs/msg', 'PG µs/msg', 'broker %', 'PG %', 'workers %', 'others %', 'lost', 'dup', 'errors']
+  const head = ['target', 'msg/s', 'deliv/s', 'p50 ms', 'p99 ms', 'max ms', 'receipts in/msg', 'store writes/msg', 'summaries/msg',
+    'conv/msg', 'sender inbox/msg', 'own markers/msg', 'typing/msg', 'broker µs/msg', 'PG µs/msg', 'broker %', 'PG %', 'workers %', 'others %', 'lost', 'dup', 'errors']
   return [head, ...phases.map(p => [
     p.label, f(p.msgPerS, 1), f(p.deliveredPerS, 0), f(p.latencyMs.p50, 2), f(p.latencyMs.p99, 2), f(p.latencyMs.max, 1),
-    f(p.signals?.receiptsSentPerMsg, 1), f(p.signals?.storeWritesPerMsg, 3), f(p.signals?.convSummariesPerMsg, 3),
-    f(p.signals?.inboxReceiptsPerMsg, 1), f(p.signals?.typingPerMsg, 2),
+    f(p.signals?.receiptsSentPerMsg, 1), f(p.signals?.storeWritesPerMsg, 3),
+    f(p.signals !== null ? p.signals.convSummariesPerMsg + p.signals.inboxSummariesPerMsg : null, 3),
+    f(p.signals?.convSummariesPerMsg, 3), f(p.signals?.inboxSummariesPerMsg, 3), f(p.signals?.ownMarkersPerMsg, 1), f(p.signals?.typingPerMsg, 2),
     f(p.cpu.brokerUsPerMsg, 0), f(p.cpu.pgUsPerMsg, 0), f(p.cpu.brokerPct, 0), f(p.cpu.pgPct, 0),
     p.cpu.workersPct.map(w => w.toFixed(0)).join('+'), f(p.cpu.othersPct, 0),
     String(p.integrity.lost), String(p.integrity.duplicates), String(p.integrity.errors)
@@ -31,7 +32,7 @@ function notes (report: SignalsReport): string[] {
     const s = p.signals
     if (s === null) continue
     out.push(`${p.label}: ${p.integrity.acked} sends acknowledged; ${s.receiptsSent} receipts and ${s.typingSent} typing publishes sent; ` +
-      `${s.storeWrites ?? '–'} receipt writes, ${s.convSummaries} summaries on conv/<c>/receipts, ${s.inboxReceipts} receipts envelopes on inboxes` +
+      `${s.storeWrites ?? '–'} receipt writes; ${s.convSummaries} summaries on conv/<c>/receipts, ${s.inboxSummaries} in senders' inboxes, ${s.ownMarkers} own markers in readers' inboxes` +
       (p.integrity.errorSamples.length > 0 ? `; errors: ${p.integrity.errorSamples.join('; ')}` : ''))
   }
   return out
@@ -60,7 +61,7 @@ export function signalsMarkdown (report: SignalsReport): string {
     ...r.slice(1).map(row => '| ' + row.join(' | ') + ' |'),
     '',
     'Per message = per acknowledged send, over whole rounds (warm-up and drain included). Store writes: calls of the receipts write statement (pg_stat_statements). ' +
-    'Conv summaries: `receipts` envelopes on conv/<c>/receipts; inbox receipts: `receipts` envelopes that reached members\' inboxes (the senders\' summaries and each reader\'s own marker), all members together. ' +
+    'Summaries = conv + sender inbox: `receipts` summaries as received on conv/<c>/receipts (one watcher) and in the senders\' inboxes; own markers: envelopes with nothing but the receiver\'s own marker, in the readers\' inboxes (what keeps their devices\' unread counts in step), all members together. ' +
     'Latency: send→deliver of the messages at every member but the sender.',
     '',
     ...notes(report).map(n => `- ${n}`)
