@@ -39,10 +39,16 @@ for (const store of ['pg', 'pglite'] as const) {
     // first send's batch waits behind this transaction, the others gather behind it.
     let release!: () => void
     const held = new Promise<void>(resolve => { release = resolve })
+    t.teardown(() => release()) // a failed wait below must not leave the store held
+    let locked!: () => void
+    const lockTaken = new Promise<void>(resolve => { locked = resolve })
     const holding = node.store.transaction(async (tx) => {
       await tx.query('SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE', [conv])
+      locked()
       await held
     })
+    // publishing before the lock is taken would let the first send commit on its own
+    await lockTaken
     const acks = clients.map((c, i) => c.publishAsync(`conv/${conv}/send`, text(`m${i}`, i === POISON_AT ? 'poison' : `hello from ${i}`), { qos: 1 }))
     await waitFor(() => node.sends.pending >= SENDERS, 'the sends to queue behind the held store')
     release()
