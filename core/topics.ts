@@ -55,6 +55,22 @@ export function parseChatTopic (topic: string): ChatTopic | null {
   return null
 }
 
+const PARSED = Symbol('threadline.chatTopic')
+type Memo = { topic: string, [PARSED]?: ChatTopic | false }
+
+/**
+ * parseChatTopic for a packet, parsed once: every plugin's hook asks it of every PUBLISH
+ * (and the ACL of every delivery), so the answer is kept on the packet object.
+ */
+export function chatTopicOf (packet: { topic: string }): ChatTopic | null {
+  const memo = packet as Memo
+  const known = memo[PARSED]
+  if (known !== undefined) return known === false ? null : known
+  const parsed = parseChatTopic(packet.topic)
+  memo[PARSED] = parsed ?? false
+  return parsed
+}
+
 export const inboxTopic = (userId: string): string => `user/${userId}/inbox`
 export const eventsTopic = (convId: string): string => `conv/${convId}/events`
 export const typingTopic = (convId: string): string => `conv/${convId}/typing`

@@ -7,7 +7,7 @@ import type { AedesPublishPacket, Client } from 'aedes'
 import type { PluginContext, ThreadlinePlugin } from '../../broker/plugin.js'
 import { ConnectRefusal } from '../../broker/plugin.js'
 import { identityOf, type Identity } from '../../broker/identity.js'
-import { INTEGRATOR_EVENTS_FILTER, isChatNamespace, parseChatTopic, isSharedSubscription } from '../../core/topics.js'
+import { INTEGRATOR_EVENTS_FILTER, chatTopicOf, isChatNamespace, parseChatTopic, isSharedSubscription } from '../../core/topics.js'
 import { PRESENCE_SERVICE } from '../../core/presence/service.js'
 import { noteRefused, pruneRefusedTopics } from './session-prune.js'
 
@@ -27,14 +27,15 @@ function openTopicsAllowed (ctx: PluginContext, identity: Identity | null): bool
 }
 
 /** Client → broker topics of the design; anything else in a chat namespace closes the connection. */
-function checkPublish (ctx: PluginContext, client: Client, topic: string): void {
+function checkPublish (ctx: PluginContext, client: Client, packet: { topic: string }): void {
+  const topic = packet.topic
   const identity = identityOf(client)
   if (!isChatNamespace(topic)) {
     if (!openTopicsAllowed(ctx, identity)) throw new ProtocolViolation(`publishing to ${topic} is not allowed (THREADLINE_OPEN_TOPICS=${ctx.config.openTopics})`)
     return
   }
   if (identity === null) throw new ProtocolViolation('chat topics need a token')
-  const parsed = parseChatTopic(topic)
+  const parsed = chatTopicOf(packet)
   if (parsed === null) throw new ProtocolViolation(`${topic} is not a topic clients publish to`)
   switch (parsed.kind) {
     case 'send': case 'typing': case 'read':
@@ -116,7 +117,8 @@ function checkForward (ctx: PluginContext, client: Client, packet: AedesPublishP
   if (topic.startsWith('$')) return topic.startsWith('$SYS/')
   const identity = identityOf(client)
   if (identity === null) return false
-  const parsed = parseChatTopic(topic)
+  // Aedes hands every subscriber the same packet: parsed once per publish, not per recipient
+  const parsed = chatTopicOf(packet)
   if (parsed === null) return false
   switch (parsed.kind) {
     case 'inbox': return parsed.userId === identity.userId
@@ -146,10 +148,10 @@ export const aclPlugin: ThreadlinePlugin = {
       },
       authorizePublish (client, packet) {
         try {
-          checkPublish(ctx, client, packet.topic)
+          checkPublish(ctx, client, packet)
           // a send over the limit is answered too_large by the messages plugin; any other
           // oversized packet has no one to answer it and closes the connection
-          if (packet.payload.length > ctx.config.maxPayloadBytes && parseChatTopic(packet.topic)?.kind !== 'send') {
+          if (packet.payload.length > ctx.config.maxPayloadBytes && chatTopicOf(packet)?.kind !== 'send') {
             throw new ProtocolViolation(`payload of ${packet.payload.length} bytes is over THREADLINE_MAX_PAYLOAD_BYTES (${ctx.config.maxPayloadBytes})`)
           }
         } catch (err) {

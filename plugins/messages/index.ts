@@ -6,7 +6,7 @@ import type { Client, PublishPacket } from 'aedes'
 import type { PluginContext, ThreadlinePlugin } from '../../broker/plugin.js'
 import { identityOf } from '../../broker/identity.js'
 import { ThreadlineError } from '../../schemas/index.js'
-import { inboxTopic, parseChatTopic } from '../../core/topics.js'
+import { chatTopicOf, inboxTopic } from '../../core/topics.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
 import { parseJsonPayload } from '../../core/messages/parse-send.js'
 import { SEND_SERVICE, type SendService } from '../../core/messages/send-service.js'
@@ -56,7 +56,7 @@ export const messagesPlugin: ThreadlinePlugin = {
     const service = ctx.services.get(SEND_SERVICE)
     return {
       authorizePublish (client, packet) {
-        const topic = parseChatTopic(packet.topic)
+        const topic = chatTopicOf(packet)
         if (topic?.kind === 'send') return handleSend(ctx, service, client, packet, topic.convId)
       }
     }

@@ -12,7 +12,7 @@ import { emitterOf } from '../../broker/membership.js'
 import { RedisLiveness } from '../../broker/redis-liveness.js'
 import { PRESENCE_SERVICE, type PresenceDevice, type PresenceService } from '../../core/presence/service.js'
 import { serviceKey } from '../../core/services.js'
-import { inboxTopic, parseChatTopic } from '../../core/topics.js'
+import { chatTopicOf, inboxTopic, parseChatTopic } from '../../core/topics.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
 import { parseJsonPayload } from '../../core/messages/parse-send.js'
 import { PresenceSet, ThreadlineError, compileCheck, type PresenceMessage } from '../../schemas/index.js'
@@ -226,7 +226,7 @@ export const presencePlugin = definePlugin<PresenceOptions>({
         const device = devices.get(client)
         device?.heard()
         if (!packet.topic.startsWith('user/')) return
-        const topic = parseChatTopic(packet.topic)
+        const topic = chatTopicOf(packet)
         const identity = identityOf(client)
         if (topic?.kind !== 'presence-set' || identity === null) return
         let state: PresenceSet['state']

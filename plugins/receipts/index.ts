@@ -8,7 +8,7 @@ import type { Client, PublishPacket } from 'aedes'
 import { definePlugin, type PluginContext } from '../../broker/plugin.js'
 import { identityOf } from '../../broker/identity.js'
 import { ConversationParams, Failure, ReceiptRequest, ReceiptResult, ThreadlineError } from '../../schemas/index.js'
-import { inboxTopic, parseChatTopic } from '../../core/topics.js'
+import { chatTopicOf, inboxTopic } from '../../core/topics.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
 import { DEFAULT_RECEIPT_LIMITS, RECEIPTS_SERVICE, ReceiptService } from '../../core/receipts/service.js'
 
@@ -60,7 +60,7 @@ export const receiptsPlugin = definePlugin<ReceiptsOptions>({
       authorizePublish (client, packet) {
         // every PUBLISH passes here, sends included: a suffix test before any parsing
         if (!packet.topic.endsWith('/read')) return
-        const topic = parseChatTopic(packet.topic)
+        const topic = chatTopicOf(packet)
         if (topic?.kind === 'read') return handleRead(ctx, service, client, packet, topic.convId)
       },
       eventsCommitted (events) {

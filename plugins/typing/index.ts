@@ -11,7 +11,7 @@ import { definePlugin, type PluginContext } from '../../broker/plugin.js'
 import { identityOf } from '../../broker/identity.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
 import { parseJsonPayload } from '../../core/messages/parse-send.js'
-import { inboxTopic, parseChatTopic } from '../../core/topics.js'
+import { chatTopicOf, inboxTopic } from '../../core/topics.js'
 import { TYPING_SERVICE, type TypingService } from '../../core/typing.js'
 import {
   ConversationParams, Failure, NoContent, ThreadlineError, TYPING_MAX_BYTES, TypingRequest, compileCheck
@@ -91,7 +91,7 @@ export const typingPlugin = definePlugin<TypingOptions>({
     const typing = ctx.services.get(TYPING_SERVICE)
     return {
       authorizePublish (client, packet) {
-        const topic = parseChatTopic(packet.topic)
+        const topic = chatTopicOf(packet)
         if (topic?.kind === 'typing') onPublish(ctx, typing, client, packet, topic.convId)
       }
     }
