@@ -7,6 +7,7 @@ import { typingPlugin } from '../plugins/typing/index.js'
 import { pushPlugin } from '../plugins/push/index.js'
 import { presencePlugin } from '../plugins/presence/index.js'
 import { receiptsPlugin } from '../plugins/receipts/index.js'
+import { longPollPlugin } from '../plugins/longpoll/index.js'
 
 export const PLUGINS: ReadonlyArray<ThreadlinePlugin<unknown>> = [
   authPlugin,
@@ -15,5 +16,6 @@ export const PLUGINS: ReadonlyArray<ThreadlinePlugin<unknown>> = [
   typingPlugin,
   receiptsPlugin,
   presencePlugin,
-  pushPlugin
+  pushPlugin,
+  longPollPlugin
 ]

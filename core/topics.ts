@@ -75,4 +75,5 @@ export const inboxTopic = (userId: string): string => `user/${userId}/inbox`
 export const eventsTopic = (convId: string): string => `conv/${convId}/events`
 export const typingTopic = (convId: string): string => `conv/${convId}/typing`
 export const receiptsTopic = (convId: string): string => `conv/${convId}/receipts`
+export const presenceTopic = (userId: string): string => `presence/${userId}`
 export const INTEGRATOR_EVENTS_FILTER = 'conv/+/events'

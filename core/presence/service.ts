@@ -3,6 +3,7 @@
 // has any device connected anywhere, and a long-poll queue registers here as a device
 // exactly as an MQTT connection does, so "online" means the same thing for both.
 import { serviceKey } from '../services.js'
+import type { PresenceEntry } from '../../schemas/index.js'
 
 /** What `presence/<u>` says (DESIGN.md §3). */
 export type PresenceState = 'online' | 'away' | 'offline'
@@ -35,6 +36,8 @@ export interface PresenceService {
    * `heard()` on each poll, or it turns away after the idle time like a silent device.
    */
   attach(userId: string): PresenceDevice
+  /** What GET /v1/presence answers `viewer` about `userIds` (privacy applied; `unknown` when hidden). */
+  view(viewer: string, userIds: readonly string[]): Promise<PresenceEntry[]>
 }
 
 export const PRESENCE_SERVICE = serviceKey<PresenceService>('presence')

@@ -5,14 +5,13 @@
 // `presence/<u>` on changes only, seen by whom `<u>`'s presence_visibility allows.
 // Provides PRESENCE_SERVICE (core/presence/service.ts): "is any device of u connected?".
 import type { Client } from 'aedes'
-import { Redis } from 'ioredis'
 import { definePlugin, type PluginContext } from '../../broker/plugin.js'
 import { identityOf } from '../../broker/identity.js'
 import { emitterOf } from '../../broker/membership.js'
-import { RedisLiveness } from '../../broker/redis-liveness.js'
+import { connectRedis } from '../../broker/redis-connection.js'
 import { PRESENCE_SERVICE, type PresenceDevice, type PresenceService } from '../../core/presence/service.js'
 import { serviceKey } from '../../core/services.js'
-import { chatTopicOf, inboxTopic, parseChatTopic } from '../../core/topics.js'
+import { chatTopicOf, inboxTopic, parseChatTopic, presenceTopic } from '../../core/topics.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
 import { parseJsonPayload } from '../../core/messages/parse-send.js'
 import { PresenceSet, ThreadlineError, compileCheck, type PresenceMessage } from '../../schemas/index.js'
@@ -21,7 +20,7 @@ import { RedisBackend } from './redis-backend.js'
 import { PresenceGrants } from './grants.js'
 import { LastSeenWriter } from './last-seen.js'
 import { PresenceTracker, type TrackerStats } from './tracker.js'
-import { presenceRoutes } from './routes.js'
+import { lookup, presenceRoutes } from './routes.js'
 
 export interface PresenceOptions {
   /** THREADLINE_PRESENCE_GRACE_MS: how long after its last device went a user stays as they were */
@@ -70,20 +69,10 @@ const nodeOf = (ctx: PluginContext): PresenceNode => {
   return node
 }
 
-export const presenceTopic = (userId: string): string => `presence/${userId}`
-
 function messageOf (t: Transition): PresenceMessage {
   return t.state === 'offline' && t.lastSeenMs !== undefined
     ? { user_id: t.userId, state: t.state, last_seen: new Date(t.lastSeenMs).toISOString() }
     : { user_id: t.userId, state: t.state }
-}
-
-/** The node's Redis conventions (broker/broker-state.ts): every command has a deadline, none is resent after a reconnect. */
-function connectRedis (ctx: PluginContext, url: string): { redis: Redis, liveness: RedisLiveness } {
-  const log = ctx.log.child({ plugin: 'presence' })
-  const redis = new Redis(url, { commandTimeout: ctx.config.redisTimeoutMs, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 3 })
-  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error (presence)'))
-  return { redis, liveness: new RedisLiveness([{ name: 'presence', redis }], ctx.config.redisTimeoutMs, log) }
 }
 
 /** A token bucket per connection, for the error events it may cause. */
@@ -117,7 +106,7 @@ export const presencePlugin = definePlugin<PresenceOptions>({
       // longer than a publish may take (broker/bounded-publish.ts: 2 × the Redis timeout + 1 s)
       staleMs: 3 * options.heartbeatMs + 2 * ctx.config.redisTimeoutMs + 1000
     }
-    const cluster = ctx.config.redisUrl !== null ? connectRedis(ctx, ctx.config.redisUrl) : null
+    const cluster = ctx.config.redisUrl !== null ? connectRedis(ctx.config.redisUrl, ctx.config.redisTimeoutMs, log, 'presence') : null
     const backend: PresenceBackend = cluster !== null ? new RedisBackend(cluster.redis, backendOptions) : new MemoryBackend(backendOptions)
     const lastSeen = new LastSeenWriter(ctx.store, log)
     let closing = false
@@ -181,7 +170,8 @@ export const presencePlugin = definePlugin<PresenceOptions>({
     const service: PresenceService = {
       isConnected: (userId) => tracker.isConnected(userId),
       connected: (userIds) => tracker.connected(userIds),
-      attach: (userId) => tracker.attach(userId)
+      attach: (userId) => tracker.attach(userId),
+      view: (viewer, userIds) => lookup(node, viewer, userIds)
     }
     ctx.services.provide(PRESENCE_SERVICE, service)
     ctx.services.provide(PRESENCE_STATS, () => ({ ...tracker.stats(), grants: grants.size }))
@@ -196,8 +186,7 @@ export const presencePlugin = definePlugin<PresenceOptions>({
       // a single node is the only one that could end the grace periods of its users
       await tracker.stop(STOP_WAIT_MS, cluster === null)
       await lastSeen.stop()
-      cluster?.liveness.stop()
-      cluster?.redis.disconnect()
+      cluster?.close()
       nodes.delete(ctx)
     }
   },

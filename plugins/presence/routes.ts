@@ -1,4 +1,4 @@
-// GET /v1/presence?user_ids= and PATCH /v1/me/settings (DESIGN.md §6). The settings route
+// GET /v1/presence?user_ids= (also PRESENCE_SERVICE.view) and PATCH /v1/me/settings (DESIGN.md §6). The settings route
 // lives here because a change of presence_visibility must reach the grants of every node
 // at once; GET /v1/me, which shows the settings, stays with the profile in sync-api/.
 import type { FastifyPluginAsync } from 'fastify'
@@ -23,7 +23,7 @@ export function parseUserIds (raw: string): string[] {
   return distinct
 }
 
-async function lookup (node: PresenceNode, viewer: string, ids: readonly string[]): Promise<PresenceEntry[]> {
+export async function lookup (node: PresenceNode, viewer: string, ids: readonly string[]): Promise<PresenceEntry[]> {
   const rows = new Map((await subjectsFor(node.ctx.store, viewer, ids)).map(r => [r.id, r]))
   const visible = ids.filter(id => rows.get(id)?.visible === true)
   let states
