@@ -23,7 +23,7 @@ const PREFIX = 'tl:lp:'
 /** appends waiting for Redis at most; past it an append counts as failed */
 export const MAX_APPENDS_IN_FLIGHT = 10_000
 /** topics remembered as missed; past it every queue is expired */
-const MAX_MISSED_TOPICS = 10_000
+export const MAX_MISSED_TOPICS = 10_000
 /** queues one sweep expires at most (it runs again soon) */
 const SWEEP_BATCH = 500
 
@@ -210,7 +210,8 @@ export class RedisQueueStore implements QueueStore {
   #inFlight = 0
   readonly #missed = new Set<string>()
   #missedAll = false
-  #flushing = false
+  /** the expiry of missed queues under way, which every caller shares */
+  #flushing: Promise<void> | null = null
 
   /** `subscriber`: a connection of its own, which this store puts in subscriber mode */
   constructor (redis: Redis, subscriber: Redis, limits: QueueLimits, log: Logger) {
@@ -248,9 +249,14 @@ export class RedisQueueStore implements QueueStore {
       this.#missedTopic(topic)
       return
     }
+    // Sent ahead of the append on the same connection, so Redis runs it first: a queue
+    // that missed an event expires before a later event can reach it. Expired after the
+    // append instead, a poll between the two (on any node) would give the later event
+    // and skip the missed one without a word.
+    if (this.#missedAll || this.#missed.size > 0) this.#flushMissed().catch(() => {})
     this.#inFlight++
     this.#redis.tlLpAppend(...this.#base(), topic, event, now, this.#limits.ttlMs, this.#limits.maxEvents, this.#limits.maxBytes)
-      .then(() => { if (this.#missedAll || this.#missed.size > 0) this.#flushMissed() }, (err: unknown) => {
+      .then(() => { if (this.#missedAll || this.#missed.size > 0) this.#flushMissed().catch(() => {}) }, (err: unknown) => {
         this.#log.warn({ err: (err as Error).message, topic }, 'long-poll: append failed; the queues following the topic will expire')
         this.#missedTopic(topic)
       })
@@ -258,6 +264,9 @@ export class RedisQueueStore implements QueueStore {
   }
 
   async poll (queueId: string, userId: string, lastEventId: number, limit: number, now: number): Promise<PollResult> {
+    // an append of this node's failed: the queue may have missed an event, and must not
+    // answer as if it had not (Redis down still: the poll fails, and the client retries)
+    while (this.#missedAll || this.#missed.size > 0) await this.#flushMissed()
     const reply = await this.#redis.tlLpPollBuffer(...this.#base(), queueId, userId, lastEventId, limit, now, this.#limits.ttlMs)
     const kind = String(reply[0])
     if (kind === 'not_found' || kind === 'expired') return { kind }
@@ -280,7 +289,7 @@ export class RedisQueueStore implements QueueStore {
   }
 
   async sweep (now: number): Promise<void> {
-    if (this.#missedAll || this.#missed.size > 0) this.#flushMissed()
+    if (this.#missedAll || this.#missed.size > 0) this.#flushMissed().catch(() => {})
     while (await this.#redis.tlLpSweep(...this.#base(), now, this.#limits.ttlMs, SWEEP_BATCH) === SWEEP_BATCH);
   }
 
@@ -302,18 +311,30 @@ export class RedisQueueStore implements QueueStore {
     else this.#missed.add(topic)
   }
 
-  /** Expires the queues whose appends failed, once Redis answers again: tried after the next append that succeeds and by each sweep. */
-  #flushMissed (): void {
-    if (this.#flushing) return
-    this.#flushing = true
+  /**
+   * Expires the queues whose appends failed, once Redis answers again: tried before the
+   * next append, after one that succeeds, by a poll on this node and by each sweep.
+   */
+  #flushMissed (): Promise<void> {
+    if (this.#flushing !== null) return this.#flushing
     const all = this.#missedAll
     const topics = all ? [] : [...this.#missed]
-    this.#redis.tlLpExpireFollowers(...this.#base(), ...topics)
+    this.#flushing = this.#redis.tlLpExpireFollowers(...this.#base(), ...topics)
       .then((n) => {
-        if (all) this.#missedAll = false
+        // Every queue expired, so every topic remembered is done with: kept, they would
+        // expire the queues opened since at the next flush. (What failed after this was
+        // sent failed after it ran: one connection answers in order.)
+        if (all) {
+          this.#missedAll = false
+          this.#missed.clear()
+        }
         for (const t of topics) this.#missed.delete(t)
         this.#log.warn({ queues: n }, 'long-poll: queues that missed events expired; their clients resync')
-      }, (err: unknown) => this.#log.warn({ err: (err as Error).message }, 'long-poll: missed queues not expired yet'))
-      .finally(() => { this.#flushing = false })
+      }, (err: unknown) => {
+        this.#log.warn({ err: (err as Error).message }, 'long-poll: missed queues not expired yet')
+        throw err
+      })
+      .finally(() => { this.#flushing = null })
+    return this.#flushing
   }
 }
