@@ -33,7 +33,12 @@ local P, W, TOMB = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local function expire(id)
   local q = P .. 'q:' .. id
   local f = redis.call('HMGET', q, 'state', 'topics', 'user', 'device')
-  if f[1] ~= 'live' then return end
+  if f[1] ~= 'live' then
+    -- already ended, or its hash went outside these scripts (evicted): it must leave the
+    -- sweep's index, or the sweep would find it again forever
+    redis.call('ZREM', P .. 'polled', id)
+    return
+  end
   if f[2] then
     for t in string.gmatch(f[2], '%S+') do redis.call('SREM', P .. 's:' .. t, id) end
   end

@@ -277,3 +277,20 @@ t.test('queuePayloadOf: what each topic carries as a queue\'s JSON object', asyn
   t.equal(of('user/bob/inbox', 'plain'), null, 'not a JSON object: never')
   t.equal(of('user/bob/inbox', '{}'), null, 'an empty object: never (it carries nothing)')
 })
+
+t.test('redis: queues whose hash vanished outside the scripts (evicted) leave the sweep\'s index, and the sweep ends', async (t) => {
+  const url = await leaseRedisUrl(t)
+  const redis = new Redis(url, { commandTimeout: 5000 })
+  const subscriber = new Redis(url)
+  t.teardown(() => { redis.disconnect(); subscriber.disconnect() })
+  await redis.flushdb()
+  const store = new RedisQueueStore(redis, subscriber, LIMITS, createLogger('silent'))
+  // more than one sweep batch (500), so a sweep that found them again would never end
+  for (let i = 0; i < 600; i++) await store.create(qid('evicted'), { userId: `evicted-${i}`, deviceId: 'd', topics: [inboxTopic(`evicted-${i}`)] }, T0)
+  const hashes = await redis.keys('tl:lp:q:*')
+  t.equal(hashes.length, 600)
+  await redis.del(...hashes)
+  await store.sweep(T0 + LIMITS.ttlMs + 1)
+  t.equal(await redis.zcard('tl:lp:polled'), 0, 'the index is empty')
+  t.same(await store.stats(), { queues: 0, events: 0 })
+})
