@@ -3,24 +3,13 @@
 // every delivery: latency, duplicates, order, loss bitmaps. Started by run.ts with an IPC
 // channel; knows nothing about servers or SQL.
 import mqtt, { type MqttClient } from 'mqtt'
-import * as hdr from 'hdr-histogram-js'
 import { Bitmap } from './bitmap.js'
-import {
-  type DriverMessage, type ExpectCommand, type PhaseResult, type RunCommand, type SenderSpec, type SetupCommand, type SignalsResult, type WorkerMessage,
-  clientMsgId, nowUs, parseClientMsgId
-} from './protocol.js'
+import { Phase, listen, recordArrival, pause, sleepUntil, tell as send } from './deliveries.js'
+import { type RunCommand, type SenderSpec, type SetupCommand, clientMsgId, nowUs } from './protocol.js'
 
 const WORKER = Number(process.env.BENCH_WORKER_ID ?? '0')
 const CONNECT_CONCURRENCY = 25
 const CONNECT_TIMEOUT_MS = 15_000
-const MAX_ERROR_SAMPLES = 5
-
-function send (msg: WorkerMessage): void {
-  process.send?.(msg)
-}
-
-const histogram = (): hdr.Histogram =>
-  hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 })
 
 interface Sender {
   spec: SenderSpec
@@ -28,85 +17,6 @@ interface Sender {
   next: number
   /** clients of this worker, other than the sender, that receive its sends */
   localRecipients: number
-}
-
-/** Everything recorded during one phase. */
-class Phase {
-  readonly latencyIntended = histogram()
-  readonly latencyActual = histogram()
-  readonly schedulerLag = histogram()
-  sent = 0
-  acked = 0
-  ackedInWindow = 0
-  deliveredInWindow = 0
-  delivered = 0
-  echoed = 0
-  duplicates = 0
-  orderViolations = 0
-  seqGaps = 0
-  errors = 0
-  stray = 0
-  inflight = 0
-  readonly errorSamples: string[] = []
-  readonly signals: SignalsResult = { receiptsSent: 0, typingSent: 0, inboxSummaries: 0, ownMarkers: 0, convSummaries: 0 }
-  readonly ackedBits = new Map<number, Bitmap>()
-  readonly receivedBits = new Map<string, Bitmap>()
-  /** `<user>\0<sender>` → distinct sends received (what the drain waits on) */
-  readonly receivedCount = new Map<string, number>()
-  /** sender index → sends PUBACKed */
-  readonly ackedCount = new Map<number, number>()
-  /** set by the driver's `expect`: sender index → sends acked across all workers */
-  expected: Map<number, number> | null = null
-  wakeExpect: (() => void) | null = null
-  /**
-   * Closed loop only: `<sender>.<n>` → what the send still waits for (its PUBACK and its
-   * deliveries to local recipients) before its sender may publish the next one.
-   */
-  readonly open = new Map<string, { left: number, then: () => void }>()
-
-  settle (key: string): void {
-    const o = this.open.get(key)
-    if (o === undefined || --o.left > 0) return
-    this.open.delete(key)
-    o.then()
-  }
-
-  /** `<user>\0<conv>` → last seq (Threadline) or `<user>\0<sender>` → last n (raw Aedes) */
-  readonly lastOrder = new Map<string, number>()
-
-  constructor (readonly run: RunCommand) {}
-
-  error (message: string): void {
-    this.errors++
-    if (this.errorSamples.length < MAX_ERROR_SAMPLES) this.errorSamples.push(message)
-  }
-
-  result (drained: boolean): PhaseResult {
-    const bits = <K>(m: Map<K, Bitmap>): Record<string, string> =>
-      Object.fromEntries([...m].map(([k, b]) => [String(k), b.toBase64()]))
-    return {
-      worker: WORKER,
-      latencyFromIntended: hdr.encodeIntoCompressedBase64(this.latencyIntended),
-      latencyFromActual: hdr.encodeIntoCompressedBase64(this.latencyActual),
-      schedulerLag: hdr.encodeIntoCompressedBase64(this.schedulerLag),
-      sent: this.sent,
-      acked: this.acked,
-      ackedInWindow: this.ackedInWindow,
-      deliveredInWindow: this.deliveredInWindow,
-      delivered: this.delivered,
-      echoed: this.echoed,
-      duplicates: this.duplicates,
-      orderViolations: this.orderViolations,
-      seqGaps: this.seqGaps,
-      errors: this.errors,
-      errorSamples: this.errorSamples,
-      stray: this.stray,
-      ackedBits: bits(this.ackedBits),
-      receivedBits: bits(this.receivedBits),
-      drained,
-      ...(setup?.signals !== undefined ? { signals: { ...this.signals } } : {})
-    }
-  }
 }
 
 let setup: SetupCommand | null = null
@@ -206,45 +116,10 @@ function onMessage (user: string, topic: string, payload: Buffer): void {
   } else {
     conv = topic
   }
-  const id = parseClientMsgId(String(msg.client_msg_id))
-  if (id === null || id.phase !== p.run.phase || !senderUsers.has(id.sender)) {
-    p.stray++
-    return
-  }
-  const bitsKey = `${user}\u0000${id.sender}`
-  let bits = p.receivedBits.get(bitsKey)
-  if (bits === undefined) p.receivedBits.set(bitsKey, bits = new Bitmap())
-  if (bits.add(id.n)) {
-    p.duplicates++
-    return
-  }
-  p.receivedCount.set(bitsKey, (p.receivedCount.get(bitsKey) ?? 0) + 1)
-  // Threadline: seq grows per conversation at every member. Raw Aedes has no seq: a
-  // sender's own publish order is what MQTT promises [MQTT-4.6.0-5].
-  const orderKey = seq !== null ? `${user}\u0000${conv}` : bitsKey
-  const order = seq ?? id.n
-  const last = p.lastOrder.get(orderKey)
-  if (last !== undefined && order <= last) p.orderViolations++
-  else {
-    if (seq !== null && last !== undefined && order > last + 1) p.seqGaps += order - last - 1
-    p.lastOrder.set(orderKey, order)
-  }
-  if (senderUsers.get(id.sender) === user) {
-    p.echoed++
-    return
-  }
+  const key = recordArrival(p, senderUsers, user, conv, seq, msg, at)
+  if (key === null) return
   if (setup.signals?.receipts === true && seq !== null) sendReceipts(p, user, conv, seq)
-  p.delivered++
-  if (p.open.size > 0) p.settle(`${id.sender}.${id.n}`)
-  if (at >= p.run.markAt && at < p.run.stopAt) p.deliveredInWindow++
-  const text = String(msg.text)
-  const space = text.indexOf(' ')
-  const intended = Number(text.slice(0, space))
-  const actual = Number(text.slice(space + 1, text.indexOf(' ', space + 1)))
-  if (intended >= p.run.markAt && intended < p.run.stopAt) {
-    p.latencyIntended.recordValue(Math.max(1, Math.round(at - intended)))
-    p.latencyActual.recordValue(Math.max(1, Math.round(at - actual)))
-  }
+  if (p.open.size > 0) p.settle(key)
 }
 
 /** What an app does when a message arrives and is shown: delivered, then read (QoS 0). */
@@ -307,8 +182,6 @@ function publish (p: Phase, s: Sender, intended: number, awaitDelivery: boolean,
 
 const noop = (): void => {}
 
-const sleepUntil = (t: number): Promise<void> => new Promise(resolve => setTimeout(resolve, Math.max(0, (t - nowUs()) / 1000)))
-
 /**
  * Closed loop: a sender keeps `window` sends open; a send closes when it is PUBACKed and
  * delivered to its recipients (both in this worker for pairs), and then its sender
@@ -359,7 +232,7 @@ function runRate (p: Phase, ratePerS: number): Promise<void> {
 }
 
 async function doRun (cmd: RunCommand): Promise<void> {
-  const p = new Phase(cmd)
+  const p = new Phase(cmd, WORKER)
   phase = p
   await sleepUntil(cmd.startAt)
   const stopTyping = startTyping(p)
@@ -370,34 +243,10 @@ async function doRun (cmd: RunCommand): Promise<void> {
   // told everyone how many sends each sender got acknowledged, every one of them
   // delivered to each of our clients that should receive it
   const deadline = Math.max(nowUs(), cmd.stopAt) + cmd.drainMs * 1000
-  const pause = (): Promise<void> => new Promise(resolve => setTimeout(resolve, 20))
   while (p.inflight > 0 && nowUs() < deadline) await pause()
   send({ type: 'acked', worker: WORKER, acked: Object.fromEntries([...p.ackedCount].map(([k, v]) => [String(k), v])) })
-  const expected = await new Promise<Map<number, number>>(resolve => {
-    if (p.expected !== null) return resolve(p.expected)
-    p.wakeExpect = () => resolve(p.expected as Map<number, number>)
-  })
-  const complete = (): boolean => {
-    for (const [user, from] of expectFrom) {
-      for (const sender of from) {
-        if ((p.receivedCount.get(`${user}\u0000${sender}`) ?? 0) < (expected.get(sender) ?? 0)) return false
-      }
-    }
-    return true
-  }
-  let drained = p.inflight === 0 && complete()
-  while (!drained && nowUs() < deadline) {
-    await pause()
-    drained = p.inflight === 0 && complete()
-  }
-  send({ type: 'result', result: p.result(drained) })
-}
-
-function onExpect (cmd: ExpectCommand): void {
-  const p = phase
-  if (p === null || p.run.phase !== cmd.phase) return
-  p.expected = new Map(Object.entries(cmd.acked).map(([k, v]) => [Number(k), v]))
-  p.wakeExpect?.()
+  const drained = await p.drain(expectFrom, deadline)
+  send({ type: 'result', result: p.result(drained, setup?.signals !== undefined) })
 }
 
 async function close (): Promise<void> {
@@ -407,17 +256,13 @@ async function close (): Promise<void> {
   process.disconnect?.()
 }
 
-process.on('message', (raw) => {
-  const msg = raw as DriverMessage
-  const fatal = (err: unknown): void => {
-    send({ type: 'fatal', worker: WORKER, message: err instanceof Error ? err.message : String(err) })
-  }
+listen(WORKER, async (msg) => {
   switch (msg.cmd) {
-    case 'setup': doSetup(msg).catch(fatal); break
-    case 'run': doRun(msg).catch(fatal); break
-    case 'expect': onExpect(msg); break
-    case 'close': close().then(() => process.exit(0), fatal); break
+    case 'setup': return await doSetup(msg)
+    case 'run': return await doRun(msg)
+    case 'expect': return phase?.expect(msg)
+    case 'close':
+      await close()
+      process.exit(0)
   }
 })
-// The driver going away takes its workers with it.
-process.on('disconnect', () => process.exit(0))

@@ -4,13 +4,21 @@ import { parseArgs } from 'node:util'
 import type { Target } from './protocol.js'
 
 export type Mode = 'max' | 'rate' | 'group'
-/** `default`: the send path against raw Aedes; `signals`: a group with receipts and typing, coalescing on and off */
-export type ScenarioName = 'default' | 'signals'
+/**
+ * `default`: the send path against raw Aedes; `signals`: a group with receipts and typing,
+ * coalescing on and off; `longpoll`: deliveries over held HTTP polls next to MQTT ones
+ */
+export type ScenarioName = 'default' | 'signals' | 'longpoll'
+const SCENARIOS: readonly ScenarioName[] = ['default', 'signals', 'longpoll']
 
 export interface BenchOptions {
   readonly scenario: ScenarioName
   /** signals scenario: members of the group that keep typing */
   readonly typists: number
+  /** longpoll scenario: long-poll clients (each its own user, queue and connection, one poll always held) */
+  readonly polls: number
+  /** longpoll scenario: how long a poll asks to be held when nothing waits (s) */
+  readonly pollTimeoutS: number
   readonly pairs: number
   readonly durationS: number
   readonly warmupS: number
@@ -42,7 +50,15 @@ export const USAGE = `usage: npm run bench -- [options]
                        every member and some typing, Threadline with
                        THREADLINE_RECEIPT_WINDOW_MS=500 next to =0; uses the
                        --group-* options, --rounds and --workers
+                       longpoll: --polls 3-member groups (MQTT sender, MQTT
+                       recipient, long-poll recipient) at --rate sends/s, next
+                       to the same groups with the third member on MQTT and
+                       with no device; memory per held poll; uses --rate
+                       (default 500 there), --duration, --warmup, --rounds,
+                       --workers, --drain
   --typists N          signals: members that type (every 3 s)            (default 25)
+  --polls N            longpoll: long-poll clients = groups per variant  (default 200)
+  --poll-timeout S     longpoll: how long an idle poll is held           (default 30)
 
   --pairs N            1:1 conversations, both users connected            (default 50)
   --duration S         measured seconds per max/rate phase               (default 15)
@@ -100,6 +116,8 @@ export function parseOptions (argv: string[]): BenchOptions | null {
       options: {
         scenario: { type: 'string' },
         typists: { type: 'string' },
+        polls: { type: 'string' },
+        'poll-timeout': { type: 'string' },
         pairs: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
@@ -129,15 +147,18 @@ export function parseOptions (argv: string[]): BenchOptions | null {
   if (values.help === true) return null
   const groupSize = int(values, 'group-size', 250, 2, 5000)
   const scenario = values.scenario === undefined ? 'default' : String(values.scenario)
-  if (scenario !== 'default' && scenario !== 'signals') throw new UsageError(`--scenario: ${JSON.stringify(scenario)} is not one of default, signals`)
+  if (!(SCENARIOS as readonly string[]).includes(scenario)) throw new UsageError(`--scenario: ${JSON.stringify(scenario)} is not one of ${SCENARIOS.join(', ')}`)
   const opts: BenchOptions = {
-    scenario,
+    scenario: scenario as ScenarioName,
     typists: int(values, 'typists', 25, 0, groupSize),
+    // each is a socket in the long-poll worker and three users of its variant's groups
+    polls: int(values, 'polls', 200, 1, 5000),
+    pollTimeoutS: int(values, 'poll-timeout', 30, 1, 90),
     // every pair is two connections: stay well inside ~20,000 open files per process
     pairs: int(values, 'pairs', 50, 1, 4000),
     durationS: int(values, 'duration', 15, 1, 600),
     warmupS: int(values, 'warmup', 3, 0, 120),
-    ratePerS: int(values, 'rate', 2000, 1, 1_000_000),
+    ratePerS: int(values, 'rate', scenario === 'longpoll' ? 500 : 2000, 1, 1_000_000),
     window: int(values, 'window', 20, 1, 1000),
     workers: int(values, 'workers', 2, 1, 16),
     groupSize,

@@ -5,7 +5,7 @@ import * as hdr from 'hdr-histogram-js'
 import type pg from 'pg'
 import { Bitmap } from './bitmap.js'
 import { CLK_TCK, cpuSeconds, machineTicks, rssMiB, treeCpuBreakdown } from './procs.js'
-import { type LoadShape, type PhaseResult, type SignalsResult, type Target, nowUs } from './protocol.js'
+import { type LoadShape, type PhaseResult, type PollCounts, type SignalsResult, type Target, nowUs } from './protocol.js'
 import type { Scenario } from './scenario.js'
 import type { WorkerPool } from './workers.js'
 
@@ -97,6 +97,22 @@ export interface SignalsFigures extends SignalsResult {
   storeWritesPerMsg: number | null
 }
 
+/**
+ * --scenario longpoll: the long-poll recipients' figures. Latency counts to the arrival of
+ * the whole poll answer that carried the event.
+ */
+export interface LongPollFigures {
+  /** long-poll deliveries per second (the PhaseReport's deliveredPerS counts them too) */
+  deliveredPerS: number
+  latencyMs: LatencyFigures
+  latencyFromPublishMs: LatencyFigures
+  lost: number
+  duplicates: number
+  orderViolations: number
+  errors: number
+  polls: PollCounts & { answersPerS: number, eventsPerAnswer: number }
+}
+
 export interface PhaseReport {
   target: Target
   label: string
@@ -115,7 +131,7 @@ export interface PhaseReport {
   deliveredPerS: number
   /** sends both acknowledged and delivered: min(acked/s, delivered/s ÷ recipients per send) */
   msgPerS: number
-  /** ms, from the send's due time (open loop) or its publish (closed loop) to the delivery */
+  /** ms, from the send's due time (open loop) or its publish (closed loop) to the delivery (MQTT recipients) */
   latencyMs: LatencyFigures
   /** ms, from the actual publish call */
   latencyFromPublishMs: LatencyFigures
@@ -160,6 +176,7 @@ export interface PhaseReport {
     activity: PgSample | null
   } | null
   signals: SignalsFigures | null
+  longpoll: LongPollFigures | null
 }
 
 export interface Snapshot { at: number, rss: number, broker: number, pg: number | null, pgParts: Map<string, number> | null, workers: number[], driver: number, machine: { busy: number, total: number } }
@@ -220,20 +237,26 @@ function latency (encoded: string[]): LatencyFigures {
   }
 }
 
-/** Acked sends that some member of the conversation never received. */
-function countLost (scenario: Scenario, results: PhaseResult[]): number {
+/**
+ * Acked sends that some connected member of the conversation (one with a client, and
+ * `counts` it) never received; a member with no device is expected to miss them.
+ */
+function countLost (scenario: Scenario, results: PhaseResult[], counts: (member: string) => boolean = () => true): number {
   const acked = new Map<string, Bitmap>()
   const received = new Map<string, Bitmap>()
   for (const r of results) {
     for (const [k, v] of Object.entries(r.ackedBits)) acked.set(k, Bitmap.fromBase64(v))
     for (const [k, v] of Object.entries(r.receivedBits)) received.set(k, Bitmap.fromBase64(v))
   }
+  const connected = new Set(scenario.clients.map(c => c.user))
   let lost = 0
   for (const conv of scenario.convs) {
     for (const sender of scenario.senders.filter(s => s.convId === conv.id)) {
       const sent = acked.get(String(sender.index))
       if (sent === undefined) continue
-      for (const member of conv.members) lost += sent.missingFrom(received.get(`${member}\u0000${sender.index}`))
+      for (const member of conv.members) {
+        if (connected.has(member) && counts(member)) lost += sent.missingFrom(received.get(`${member}\u0000${sender.index}`))
+      }
     }
   }
   return lost
@@ -328,6 +351,8 @@ function mergeActivity (rounds: Round[]): PgSample | null {
 /** Figures of a phase from its rounds: windows, counts and CPU deltas add up, histograms merge. */
 export function summarize (servers: Servers, workers: WorkerPool, scenario: Scenario, plan: PhasePlan, rounds: Round[]): PhaseReport {
   const results = rounds.flatMap(r => r.results)
+  // latency figures are the MQTT recipients'; long-poll ones have their own (longpoll)
+  const viaMqtt = results.filter(r => r.transport !== 'longpoll')
   const over = (f: (a: Snapshot, b: Snapshot) => number): number => rounds.reduce((acc, r) => acc + f(r.a, r.b), 0)
   const windowS = over((a, b) => (b.at - a.at) / 1e6)
   const sum = (f: (r: PhaseResult) => number): number => results.reduce((acc, r) => acc + f(r), 0)
@@ -391,8 +416,8 @@ export function summarize (servers: Servers, workers: WorkerPool, scenario: Scen
     ackedPerS: round(ackedPerS, 0),
     deliveredPerS: round(deliveredPerS, 0),
     msgPerS: round(msgPerS, 0),
-    latencyMs: latency(results.map(r => r.latencyFromIntended)),
-    latencyFromPublishMs: latency(results.map(r => r.latencyFromActual)),
+    latencyMs: latency(viaMqtt.map(r => r.latencyFromIntended)),
+    latencyFromPublishMs: latency(viaMqtt.map(r => r.latencyFromActual)),
     schedulerLagMs: latency(results.map(r => r.schedulerLag)),
     integrity: {
       sent,
@@ -422,7 +447,32 @@ export function summarize (servers: Servers, workers: WorkerPool, scenario: Scen
       brokerRssMiB: [rounds[0]?.a.rss ?? NaN, rounds.at(-1)?.b.rss ?? NaN]
     },
     pg: pgFigures,
-    signals: signalsFigures(results, rounds, acked)
+    signals: signalsFigures(results, rounds, acked),
+    longpoll: longPollFigures(scenario, rounds, windowS)
+  }
+}
+
+function longPollFigures (scenario: Scenario, rounds: Round[], windowS: number): LongPollFigures | null {
+  const results = rounds.flatMap(r => r.results).filter(r => r.transport === 'longpoll')
+  if (results.length === 0) return null
+  const sum = (f: (r: PhaseResult) => number): number => results.reduce((acc, r) => acc + f(r), 0)
+  const polls: PollCounts = {
+    answers: sum(r => r.polls?.answers ?? 0),
+    empty: sum(r => r.polls?.empty ?? 0),
+    events: sum(r => r.polls?.events ?? 0),
+    failed: sum(r => r.polls?.failed ?? 0)
+  }
+  const polling = new Set(scenario.clients.filter(c => c.via === 'longpoll').map(c => c.user))
+  return {
+    deliveredPerS: round(sum(r => r.deliveredInWindow) / windowS, 0),
+    latencyMs: latency(results.map(r => r.latencyFromIntended)),
+    latencyFromPublishMs: latency(results.map(r => r.latencyFromActual)),
+    // round by round, as integrity.lost counts: each round is a phase with bitmaps of its own
+    lost: rounds.reduce((acc, r) => acc + countLost(scenario, r.results, m => polling.has(m)), 0),
+    duplicates: sum(r => r.duplicates),
+    orderViolations: sum(r => r.orderViolations),
+    errors: sum(r => r.errors),
+    polls: { ...polls, answersPerS: round(polls.answers / windowS, 0), eventsPerAnswer: round(polls.events / Math.max(1, polls.answers), 2) }
   }
 }
 

@@ -2,6 +2,7 @@
 // the time went by package/file (self time) and the heaviest functions, self and inclusive.
 //   npx tsx bench/profile-summary.ts <file.cpuprofile> [--top 30] [--match text] [--from µs --to µs]
 //   npx tsx bench/profile-summary.ts <file.cpuprofile> --phase bench/results/latest.json:threadline/max
+//   npx tsx bench/profile-summary.ts <file.cpuprofile> --phase bench/results/longpoll.json:longpoll/rate
 // --from/--to: CLOCK_MONOTONIC µs; --phase takes the measured windows (windowsUs) of a
 // phase from a bench report. V8 stamps profile samples with the same clock, so only that phase is counted.
 import { readFileSync } from 'node:fs'
@@ -35,8 +36,9 @@ if (args.values.phase !== undefined) {
     process.stderr.write('profile-summary: --phase wants <latest.json>:<target>/<mode>\n')
     process.exit(2)
   }
-  const report = JSON.parse(readFileSync(m[1] as string, 'utf8')) as { phases: Array<{ target: string, mode: string, windowsUs: Array<[number, number]> }> }
-  const p = report.phases.find(x => x.target === m[2] && x.mode === m[3])
+  const report = JSON.parse(readFileSync(m[1] as string, 'utf8')) as { phases: Array<{ target: string, label?: string, mode: string, windowsUs: Array<[number, number]> }> }
+  // a label names one of several targets of a kind (longpoll.json: longpoll/rate, mqtt/rate, …)
+  const p = report.phases.find(x => (x.target === m[2] || x.label === m[2]) && x.mode === m[3])
   if (p === undefined) {
     process.stderr.write(`profile-summary: no phase ${m[2]}/${m[3]} in ${m[1]}\n`)
     process.exit(2)

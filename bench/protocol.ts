@@ -13,6 +13,8 @@ export interface ClientSpec {
   subscribe: string[]
   /** indices of the senders whose every send this client must receive (its echo included) */
   expectFrom: number[]
+  /** receives over HTTP long-poll (longpoll-worker.ts) instead of MQTT; `subscribe` is then empty */
+  via?: 'longpoll'
 }
 
 /** A client that also sends: everything it publishes goes to `topic`. */
@@ -64,7 +66,16 @@ export interface SetupCommand {
   /** bytes of filler in each text, so a send looks like a short chat message */
   padding: number
   signals?: SignalsSpec
+  /** the long-poll worker: `url` is the node's HTTP base; polls ask to be held this long */
+  longpoll?: { timeoutS: number }
 }
+
+/**
+ * The long-poll worker's steps before any phase, one at a time so the driver can read the
+ * server's memory between them: `open` a queue per client (its keep-alive connection
+ * stays open), then `hold` a poll on each, polling on from then until `close`.
+ */
+export type LongPollStep = 'open' | 'hold'
 
 export type LoadShape =
   /** closed loop: each sender keeps `window` un-PUBACKed sends in flight */
@@ -97,7 +108,19 @@ export interface ExpectCommand {
   acked: Record<string, number>
 }
 
-export type DriverMessage = SetupCommand | RunCommand | ExpectCommand | { cmd: 'close' }
+export type DriverMessage = SetupCommand | RunCommand | ExpectCommand | { cmd: 'longpoll', step: LongPollStep } | { cmd: 'close' }
+
+/** What the long-poll worker counted of its polls inside [markAt, stopAt). */
+export interface PollCounts {
+  /** 200 answers that arrived */
+  answers: number
+  /** of those, answers with no event (the hold timed out) */
+  empty: number
+  /** events in those answers (every envelope, not only the bench's sends) */
+  events: number
+  /** polls that failed (not 200, or the connection broke) */
+  failed: number
+}
 
 export interface PhaseResult {
   worker: number
@@ -129,14 +152,22 @@ export interface PhaseResult {
   receivedBits: Record<string, string>
   drained: boolean
   signals?: SignalsResult
+  /** the long-poll worker's result: its deliveries came in poll answers */
+  transport?: 'longpoll'
+  polls?: PollCounts
 }
 
 export type WorkerMessage =
   | { type: 'ready', worker: number, connectMs: number }
+  /** a long-poll step is done: every queue opened, or every first poll written to its socket */
+  | { type: 'longpoll', worker: number, step: LongPollStep, ms: number }
   /** sending is over and nothing is in flight (or the drain deadline passed) */
   | { type: 'acked', worker: number, acked: Record<string, number> }
   | { type: 'result', result: PhaseResult }
   | { type: 'fatal', worker: number, message: string }
+
+/** Starts the line bench/heap-probe.ts prints in the server's output on SIGUSR2. */
+export const HEAP_MARKER = 'BENCH_HEAP '
 
 /** CLOCK_MONOTONIC in µs, shared by every process on the machine. */
 export function nowUs (): number {

@@ -93,12 +93,33 @@ export function verdicts (phases: PhaseReport[], opts: BenchOptions): { verdicts
   return { verdicts: out, warnings }
 }
 
-function pad (cells: string[][]): string {
+/** A table for the terminal: the first `left` columns are text (left-aligned), the rest figures. */
+export function pad (cells: string[][], left = 2): string {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map(r => (r[i] ?? '').length)))
-  return cells.map(r => r.map((c, i) => i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join('  ')).join('\n')
+  return cells.map(r => r.map((c, i) => i < left ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join('  ')).join('\n')
 }
 
-const f = (v: number | null | undefined, digits = 1): string => v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits)
+/** The same table in Markdown, figures right-aligned. */
+export function markdownTable (cells: string[][], left = 2): string[] {
+  return [
+    '| ' + cells[0]!.join(' | ') + ' |',
+    '|' + cells[0]!.map((_, i) => i < left ? '---' : '---:').join('|') + '|',
+    ...cells.slice(1).map(row => '| ' + row.join(' | ') + ' |')
+  ]
+}
+
+/** The first lines of a report: title and time, command and machine, the code measured. */
+export function heading (title: string, report: Pick<BenchReport, 'startedAt' | 'command' | 'machine' | 'code'>): string[] {
+  return [
+    `# ${title} — ${report.startedAt}`,
+    '',
+    `\`${report.command}\` on ${report.machine.cpus} × ${report.machine.cpuModel}, Node ${report.machine.node}, ${report.machine.postgres ?? 'no PostgreSQL'}, Linux ${report.machine.kernel}.`,
+    `Code: ${report.code.commit ?? 'unknown commit'}${report.code.modified.length > 0 ? ` with uncommitted changes to ${report.code.modified.join(', ')}` : ''}.`
+  ]
+}
+
+/** A figure, or – when there is none. */
+export const f = (v: number | null | undefined, digits = 1): string => v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits)
 
 function rows (phases: PhaseReport[]): string[][] {
   const head = ['target', 'mode', 'msg/s', 'deliv/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'lost', 'dup', 'order',
@@ -124,15 +145,10 @@ export function table (report: BenchReport): string {
 export function markdown (report: BenchReport): string {
   const r = rows(report.phases)
   const md = [
-    `# Threadline benchmark — ${report.startedAt}`,
-    '',
-    `\`${report.command}\` on ${report.machine.cpus} × ${report.machine.cpuModel}, Node ${report.machine.node}, ${report.machine.postgres ?? 'no PostgreSQL'}, Linux ${report.machine.kernel}.`,
-    `Code: ${report.code.commit ?? 'unknown commit'}${report.code.modified.length > 0 ? ` with uncommitted changes to ${report.code.modified.join(', ')}` : ''}.`,
+    ...heading('Threadline benchmark', report),
     'Broker, PostgreSQL and the load workers all run on this one machine over 127.0.0.1.',
     '',
-    '| ' + r[0]!.join(' | ') + ' |',
-    '|' + r[0]!.map((_, i) => i < 2 ? '---' : '---:').join('|') + '|',
-    ...r.slice(1).map(row => '| ' + row.join(' | ') + ' |'),
+    ...markdownTable(r),
     '',
     'Latency: send→deliver at the recipient, from the due time of each send (open loop) or its publish (closed loop). ' +
     'CPU per message: /proc utime+stime of the broker process and of every process of the throwaway PostgreSQL cluster over the measured window, divided by messages persisted and delivered in it.',

@@ -16,7 +16,11 @@ import { type BenchOptions, USAGE, UsageError, parseOptions } from './options.js
 import { type PhasePlan, type PhaseReport, type Round, type Servers, runRound, summarize } from './phase.js'
 import { startChild, waitForPort, waitForQuiet, type Child } from './procs.js'
 import { type BenchReport, markdown, table, verdicts } from './report.js'
-import { type Scenario, groupScenario, insertConversations, pairsScenario, signalsScenario, userSenderMap } from './scenario.js'
+import { type HeldPollMemory, measureHeldPolls } from './longpoll-memory.js'
+import { type LongPollReport, longPollMarkdown, longPollTable } from './longpoll-report.js'
+import {
+  type LongPollVariant, type Scenario, LONGPOLL_VARIANTS, groupScenario, insertConversations, longPollScenario, pairsScenario, signalsScenario, userSenderMap
+} from './scenario.js'
 import { type SignalsReport, signalsMarkdown, signalsTable } from './signals-report.js'
 import { WorkerPool } from './workers.js'
 
@@ -55,7 +59,14 @@ function nodeArgs (script: string[], profDir: string | null): string[] {
   return ['--import', 'tsx', ...(profDir !== null ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...script]
 }
 
-interface RunningTarget { servers: Servers, url: string, child: Child, databaseUrl: string | null }
+interface RunningTarget {
+  servers: Servers
+  url: string
+  /** the HTTP API's base URL (Threadline only) */
+  httpUrl: string | null
+  child: Child
+  databaseUrl: string | null
+}
 
 interface TargetExtras {
   /** more server environment (THREADLINE_RECEIPT_WINDOW_MS) */
@@ -65,6 +76,8 @@ interface TargetExtras {
   label?: string
   /** counts the store writes under study with this connection to the target's database */
   countWrites?: (stats: pg.Client) => Promise<number>
+  /** a module the server imports first (bench/heap-probe.ts) */
+  preload?: string
 }
 
 async function startThreadlineTarget (opts: BenchOptions, profDir: string | null, extras: TargetExtras = {}): Promise<RunningTarget> {
@@ -99,7 +112,8 @@ async function startThreadlineTarget (opts: BenchOptions, profDir: string | null
     THREADLINE_MAX_GROUP_MEMBERS: String(Math.max(256, opts.groupSize)),
     ...extras.env
   }
-  const child = startChild('threadline', process.execPath, nodeArgs(['broker/main.ts'], profDir), { cwd: root, env, verbose: opts.verbose })
+  const script = [...(extras.preload !== undefined ? ['--import', extras.preload] : []), 'broker/main.ts']
+  const child = startChild('threadline', process.execPath, nodeArgs(script, profDir), { cwd: root, env, verbose: opts.verbose })
   defer(() => child.stop())
   await waitForPort(mqttPort, child, STARTUP_TIMEOUT_MS)
   log(`${extras.label ?? 'Threadline'} up (pid ${child.pid}, MQTT 127.0.0.1:${mqttPort})`)
@@ -114,6 +128,7 @@ async function startThreadlineTarget (opts: BenchOptions, profDir: string | null
       ...(countWrites !== undefined ? { countWrites: () => countWrites(stats) } : {})
     },
     url: `mqtt://127.0.0.1:${mqttPort}`,
+    httpUrl: `http://127.0.0.1:${httpPort}`,
     child,
     databaseUrl
   }
@@ -125,7 +140,7 @@ async function startRawTarget (opts: BenchOptions, profDir: string | null): Prom
   defer(() => child.stop())
   await waitForPort(port, child, STARTUP_TIMEOUT_MS)
   log(`raw Aedes up (pid ${child.pid}, MQTT 127.0.0.1:${port})`)
-  return { servers: { target: 'raw-aedes', brokerPid: child.pid, pgRootPid: null, pgStats: null }, url: `mqtt://127.0.0.1:${port}`, child, databaseUrl: null }
+  return { servers: { target: 'raw-aedes', brokerPid: child.pid, pgRootPid: null, pgStats: null }, url: `mqtt://127.0.0.1:${port}`, httpUrl: null, child, databaseUrl: null }
 }
 
 /** One target with its scenario's clients connected in their own worker processes. */
@@ -148,17 +163,19 @@ async function withRigs (opts: BenchOptions, targets: RunningTarget[], scenarioF
     for (const t of targets) {
       const scenario = scenarioFor(t)
       if (t.databaseUrl !== null) await insertConversations(t.databaseUrl, scenario.convs, scenario.name === 'pairs' ? 'direct' : 'group')
-      const pool = WorkerPool.start(opts.workers, root)
+      // long-poll clients live in one more worker, after the MQTT ones
+      const pool = WorkerPool.start(opts.workers, root, scenario.clients.some(c => c.via === 'longpoll'))
       rigs.push({ t, scenario, pool })
       const connectMs = await pool.setup(w => ({
         cmd: 'setup',
         target: t.servers.target,
-        url: t.url,
+        url: w < opts.workers ? t.url : t.httpUrl ?? '',
         clients: scenario.clients.filter(c => c.worker === w).map(({ worker: _, ...spec }) => spec),
         senders: scenario.senders.filter(s => scenario.clients.find(c => c.user === s.user)?.worker === w),
         senderUsers: userSenderMap(scenario),
         padding: opts.paddingBytes,
-        ...(scenario.signals !== undefined ? { signals: scenario.signals } : {})
+        ...(scenario.signals !== undefined ? { signals: scenario.signals } : {}),
+        ...(w < opts.workers ? {} : { longpoll: { timeoutS: opts.pollTimeoutS } })
       }), SETUP_TIMEOUT_MS)
       log(`${t.servers.label ?? t.servers.target}: ${scenario.clients.length} clients connected and subscribed in ${connectMs} ms`)
     }
@@ -291,6 +308,40 @@ async function benchSignals (opts: BenchOptions, profDir: string | null): Promis
   return reports
 }
 
+/**
+ * --scenario longpoll: one Threadline node, three variants of the same groups side by
+ * side (the third member long-polls, is on MQTT, or has no device), their rounds
+ * alternating ABBA; before them, the server's memory with the long-poll clients' queues
+ * opened and then their polls held.
+ */
+async function benchLongPoll (opts: BenchOptions, profDir: string | null): Promise<{ phases: PhaseReport[], memory: HeldPollMemory }> {
+  const node = await startThreadlineTarget(opts, profDir, { preload: './bench/heap-probe.ts' })
+  // one server, one rig per variant: the label tells the variants apart in the reports
+  const targets = LONGPOLL_VARIANTS.map(label => ({ ...node, servers: { ...node.servers, label } }))
+  const tokens = createTokenService(SECRET)
+  const token = (user: string): string => tokens.sign({ sub: user }, 6 * 3600)
+  const plan: PhasePlan = {
+    mode: 'rate',
+    shape: { kind: 'rate', ratePerS: opts.ratePerS },
+    warmupS: opts.warmupS,
+    durationS: opts.durationS,
+    drainS: opts.drainS,
+    pgSample: opts.pgSample
+  }
+  const phases: PhaseReport[] = []
+  const measured: { memory?: HeldPollMemory } = {}
+  await withRigs(opts, targets, t => longPollScenario(t.servers.label as LongPollVariant, opts.polls, opts.workers, token), async (rigs) => {
+    const polling = rigs.find(r => r.t.servers.label === 'longpoll') as Rig
+    const memory = measured.memory = await measureHeldPolls(node.child, polling.pool, opts.workers, opts.polls)
+    log(`memory: per queue ${memory.perQueueHeapBytes} B heap / ${memory.perQueueRssBytes} B RSS, ` +
+      `per held poll ${memory.perHeldPollHeapBytes} B heap / ${memory.perHeldPollRssBytes} B RSS (${opts.polls} clients)`)
+    phases.push(...await phaseAcross(opts, rigs, plan))
+  })
+  await node.child.stop()
+  if (measured.memory === undefined) throw new Error('the long-poll clients never held their polls')
+  return { phases, memory: measured.memory }
+}
+
 /** HEAD and the server-side files that differ from it, so a figure can be tied to code. */
 function measuredCode (): BenchReport['code'] {
   const git = (args: string[]): string | null => {
@@ -338,7 +389,11 @@ async function main (argv: string[]): Promise<number> {
   await ensurePackages({ postgres: opts.targets.includes('threadline'), redis: false })
 
   const signals = opts.scenario === 'signals'
-  const phases = signals ? await benchSignals(opts, profDir) : await benchAll(opts, profDir)
+  const longpoll = opts.scenario === 'longpoll'
+  let memory: HeldPollMemory | null = null
+  let phases: PhaseReport[]
+  if (longpoll) ({ phases, memory } = await benchLongPoll(opts, profDir))
+  else phases = signals ? await benchSignals(opts, profDir) : await benchAll(opts, profDir)
   await runCleanups()
   const base: SignalsReport = {
     startedAt,
@@ -348,13 +403,17 @@ async function main (argv: string[]): Promise<number> {
     options: opts,
     phases
   }
-  // the signals scenario has its own files, so a run of it leaves latest.* as they were
-  const name = signals ? 'signals' : 'latest'
-  let report: SignalsReport | BenchReport = base
+  // the other scenarios have their own files, so a run of one leaves latest.* as they were
+  const name = signals ? 'signals' : longpoll ? 'longpoll' : 'latest'
+  let report: SignalsReport | BenchReport | LongPollReport = base
   let md: string
   let text: string
   if (signals) {
     [md, text] = [signalsMarkdown(base), signalsTable(base)]
+  } else if (memory !== null) {
+    const full: LongPollReport = { ...base, memory }
+    report = full
+    ;[md, text] = [longPollMarkdown(full), longPollTable(full)]
   } else {
     const full: BenchReport = { ...base, ...verdicts(phases, opts) }
     report = full

@@ -11,7 +11,7 @@ export interface Conversation {
 }
 
 export interface Scenario {
-  name: 'pairs' | 'group'
+  name: 'pairs' | 'group' | 'longpoll'
   convs: Conversation[]
   /** every sender; index = position */
   senders: SenderSpec[]
@@ -92,6 +92,42 @@ export function signalsScenario (size: number, senderCount: number, typists: num
       convId: conv.id
     }
   }
+}
+
+/** --scenario longpoll: how the third member of each group receives */
+export type LongPollVariant = 'longpoll' | 'mqtt' | 'offline'
+export const LONGPOLL_VARIANTS: readonly LongPollVariant[] = ['longpoll', 'mqtt', 'offline']
+/** groups that share one sender (its inbox gets every one's echo) */
+export const CONVS_PER_SENDER = 10
+
+/**
+ * `count` three-member groups: a sender (one per CONVS_PER_SENDER groups), an MQTT
+ * recipient, and a third member who long-polls (`longpoll`: its client lives in the
+ * long-poll worker, index `workers`), holds an MQTT connection like the recipient
+ * (`mqtt`), or has no device at all (`offline`: the baseline that prices one delivery
+ * either way). Users are named per variant, so the variants' groups can live side by side.
+ */
+export function longPollScenario (variant: LongPollVariant, count: number, workers: number, token: (user: string) => string): Scenario {
+  const tag = { longpoll: 'lp', mqtt: 'mq', offline: 'of' }[variant]
+  const convs: Conversation[] = []
+  const senders: SenderSpec[] = []
+  const clients: Scenario['clients'] = []
+  const inbox = (user: string): string[] => [`user/${user}/inbox`]
+  for (let i = 0; i < count; i++) {
+    const conv = randomUUID()
+    const j = Math.floor(i / CONVS_PER_SENDER)
+    const [sender, recipient, third] = [`${tag}s${j}`, `${tag}r${i}`, `${tag}x${i}`]
+    convs.push({ id: conv, members: [sender, recipient, third] })
+    senders.push({ index: i, user: sender, convId: conv, topic: `conv/${conv}/send` })
+    // a sender and its recipients share a worker, as a pair does
+    const worker = j % workers
+    const own = Array.from({ length: Math.min(CONVS_PER_SENDER, count - j * CONVS_PER_SENDER) }, (_, k) => j * CONVS_PER_SENDER + k)
+    if (i % CONVS_PER_SENDER === 0) clients.push({ user: sender, token: token(sender), subscribe: inbox(sender), expectFrom: own, worker })
+    clients.push({ user: recipient, token: token(recipient), subscribe: inbox(recipient), expectFrom: [i], worker })
+    if (variant === 'longpoll') clients.push({ user: third, token: token(third), subscribe: [], expectFrom: [i], worker: workers, via: 'longpoll' })
+    if (variant === 'mqtt') clients.push({ user: third, token: token(third), subscribe: inbox(third), expectFrom: [i], worker })
+  }
+  return { name: 'longpoll', convs, senders, clients, recipientsPerSend: variant === 'offline' ? 1 : 2 }
 }
 
 /** Users, conversations and members in one transaction, with bulk statements. */

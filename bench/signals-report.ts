@@ -1,11 +1,9 @@
 // The report of `npm run bench -- --scenario signals`: the same group with receipts and
 // typing, coalescing on (THREADLINE_RECEIPT_WINDOW_MS=500) and off (0), side by side.
-import type { BenchReport } from './report.js'
+import { type BenchReport, f, heading, markdownTable, pad } from './report.js'
 import type { PhaseReport } from './phase.js'
 
 export type SignalsReport = Omit<BenchReport, 'verdicts' | 'warnings'>
-
-const f = (v: number | null | undefined, digits = 1): string => v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits)
 
 function rows (phases: PhaseReport[]): string[][] {
   const head = ['target', 'msg/s', 'deliv/s', 'p50 ms', 'p99 ms', 'max ms', 'receipts in/msg', 'store writes/msg', 'summaries/msg',
@@ -21,11 +19,6 @@ function rows (phases: PhaseReport[]): string[][] {
   ])]
 }
 
-function pad (cells: string[][]): string {
-  const widths = cells[0]!.map((_, i) => Math.max(...cells.map(r => (r[i] ?? '').length)))
-  return cells.map(r => r.map((c, i) => i < 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join('  ')).join('\n')
-}
-
 function notes (report: SignalsReport): string[] {
   const out: string[] = []
   for (const p of report.phases) {
@@ -39,26 +32,21 @@ function notes (report: SignalsReport): string[] {
 }
 
 export function signalsTable (report: SignalsReport): string {
-  return [pad(rows(report.phases)), '', ...notes(report)].join('\n')
+  return [pad(rows(report.phases), 1), '', ...notes(report)].join('\n')
 }
 
 export function signalsMarkdown (report: SignalsReport): string {
   const r = rows(report.phases)
   const p0 = report.phases[0]
   return [
-    `# Threadline signals benchmark — ${report.startedAt}`,
-    '',
-    `\`${report.command}\` on ${report.machine.cpus} × ${report.machine.cpuModel}, Node ${report.machine.node}, ${report.machine.postgres ?? 'no PostgreSQL'}, Linux ${report.machine.kernel}.`,
-    `Code: ${report.code.commit ?? 'unknown commit'}${report.code.modified.length > 0 ? ` with uncommitted changes to ${report.code.modified.join(', ')}` : ''}.`,
+    ...heading('Threadline signals benchmark', report),
     '',
     p0 !== undefined
       ? `One group of ${p0.scenario.members} members, all connected; ${p0.scenario.senders} of them send ${p0.load.offeredPerS} messages/s together; every other member answers each message with delivered + read (QoS 0); ${report.options.typists} members type every 3 s. ` +
         `${p0.load.warmupS} s warm-up + ${p0.load.durationS} s measured per target in ${p0.load.rounds} round(s), alternating.`
       : '',
     '',
-    '| ' + r[0]!.join(' | ') + ' |',
-    '|' + r[0]!.map((_, i) => i < 1 ? '---' : '---:').join('|') + '|',
-    ...r.slice(1).map(row => '| ' + row.join(' | ') + ' |'),
+    ...markdownTable(r, 1),
     '',
     'Per message = per acknowledged send, over whole rounds (warm-up and drain included). Store writes: calls of the receipts write statement (pg_stat_statements). ' +
     'Summaries = conv + sender inbox: `receipts` summaries as received on conv/<c>/receipts (one watcher) and in the senders\' inboxes; own markers: envelopes with nothing but the receiver\'s own marker, in the readers\' inboxes (what keeps their devices\' unread counts in step), all members together. ' +

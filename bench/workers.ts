@@ -30,8 +30,10 @@ export class WorkerPool {
 
   #closing = false
 
-  static start (count: number, root: string): WorkerPool {
-    const procs = Array.from({ length: count }, (_, i) => fork(path.join(root, 'bench', 'load-worker.ts'), [], {
+  /** `count` MQTT load workers, and with `longpoll` one long-poll worker after them (index `count`). */
+  static start (count: number, root: string, longpoll = false): WorkerPool {
+    const scripts = [...Array.from({ length: count }, () => 'load-worker.ts'), ...(longpoll ? ['longpoll-worker.ts'] : [])]
+    const procs = scripts.map((script, i) => fork(path.join(root, 'bench', script), [], {
       cwd: root,
       execArgv: ['--import', 'tsx'],
       env: { ...process.env, BENCH_WORKER_ID: String(i) },
@@ -51,7 +53,8 @@ export class WorkerPool {
     }
   }
 
-  #ask<T extends WorkerMessage['type']> (i: number, msg: DriverMessage, type: T, timeoutMs: number): Promise<Extract<WorkerMessage, { type: T }>> {
+  /** Sends one worker a command and waits for its answer of the given type. */
+  ask<T extends WorkerMessage['type']> (i: number, msg: DriverMessage, type: T, timeoutMs: number): Promise<Extract<WorkerMessage, { type: T }>> {
     if (this.#failed !== null) return Promise.reject(this.#failed)
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -68,7 +71,7 @@ export class WorkerPool {
   }
 
   async setup (perWorker: (i: number) => SetupCommand, timeoutMs: number): Promise<number> {
-    const answers = await Promise.all(this.#procs.map((_, i) => this.#ask(i, perWorker(i), 'ready', timeoutMs)))
+    const answers = await Promise.all(this.#procs.map((_, i) => this.ask(i, perWorker(i), 'ready', timeoutMs)))
     return Math.max(...answers.map(a => a.connectMs))
   }
 
@@ -76,11 +79,11 @@ export class WorkerPool {
   async run (perWorker: (i: number) => RunCommand, timeoutMs: number): Promise<PhaseResult[]> {
     const deadline = Date.now() + timeoutMs
     const phase = perWorker(0).phase
-    const acks = await Promise.all(this.#procs.map((_, i) => this.#ask(i, perWorker(i), 'acked', timeoutMs)))
+    const acks = await Promise.all(this.#procs.map((_, i) => this.ask(i, perWorker(i), 'acked', timeoutMs)))
     const acked: Record<string, number> = {}
     for (const a of acks) for (const [k, v] of Object.entries(a.acked)) acked[k] = (acked[k] ?? 0) + v
     const left = Math.max(1000, deadline - Date.now())
-    const answers = await Promise.all(this.#procs.map((_, i) => this.#ask(i, { cmd: 'expect', phase, acked }, 'result', left)))
+    const answers = await Promise.all(this.#procs.map((_, i) => this.ask(i, { cmd: 'expect', phase, acked }, 'result', left)))
     return answers.map(a => a.result)
   }
 
