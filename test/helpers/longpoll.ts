@@ -2,7 +2,21 @@
 // it opens a queue, polls with the last id it processed, and repeats a poll whose answer
 // it lost with the same id.
 import type { Threadline } from '../../broker/server.js'
+import { LONGPOLL_STATS } from '../../plugins/longpoll/index.js'
 import { token } from './node.js'
+import { waitFor } from './wait.js'
+
+export interface LongPollStats { queues: number, events: number, held: number, devices: number }
+
+/** The node's live queues, their events, the polls it holds and the polling devices it counts. */
+export async function longPollStats (node: Threadline): Promise<LongPollStats> {
+  return await node.services.get(LONGPOLL_STATS)()
+}
+
+/** Resolves once the node's long-poll counters satisfy `condition` (they announce no change by an event). */
+export async function untilStats (node: Threadline, condition: (s: LongPollStats) => boolean, what: string, ms?: number): Promise<void> {
+  await waitFor(async () => condition(await longPollStats(node)), what, ms)
+}
 
 export interface PollAnswer {
   events: Array<Record<string, unknown> & { event_id: number, t: string }>
