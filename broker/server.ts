@@ -159,7 +159,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
         await step('close sessions', closeBroker)
         await step('stop plugins', () => registry.stop())
         // HTTP last: waits for requests in flight (an HTTP send among them)
-        await step('close http', () => app.close())
+        await step('close http', () => closeHttp(app))
         await step('close broker state', () => state.close())
         bounded?.stop()
         await step('close store', () => store.close())
@@ -169,6 +169,24 @@ export async function startThreadline (config: Config, log: Logger = createLogge
   } catch (err) {
     await unwind()
     throw err
+  }
+}
+
+/** how long requests in flight may take to finish once a node is closing */
+export const HTTP_CLOSE_GRACE_MS = 3000
+
+/**
+ * Fastify's close() waits for requests in flight (an HTTP send among them) and closes idle
+ * keep-alive connections, but a connection that never sent a request (a browser's
+ * preconnect, a probe) is not idle to Node: it would hold the close until the headers
+ * timeout, a minute. Whatever is still open after the grace is closed.
+ */
+async function closeHttp (app: FastifyInstance): Promise<void> {
+  const force = setTimeout(() => app.server.closeAllConnections(), HTTP_CLOSE_GRACE_MS)
+  try {
+    await app.close()
+  } finally {
+    clearTimeout(force)
   }
 }
 

@@ -6,7 +6,7 @@
 import type { FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify'
 import type { TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
-import { ID_PATTERN, ThreadlineError, UUID_PATTERN } from '../schemas/index.js'
+import { ID_PATTERN, QUEUE_ID_PATTERN, ThreadlineError, UUID_PATTERN } from '../schemas/index.js'
 
 type JsonSchema = { type?: unknown, default?: unknown, properties?: Record<string, JsonSchema> }
 
@@ -60,7 +60,8 @@ function fieldName (part: string, instancePath: string): string {
 // the id patterns in words: a regex is not a clear message
 const PATTERN_WORDS: Record<string, string> = {
   [UUID_PATTERN]: 'a UUID',
-  [ID_PATTERN]: '1–64 chars of [A-Za-z0-9_.-]'
+  [ID_PATTERN]: '1–64 chars of [A-Za-z0-9_.-]',
+  [QUEUE_ID_PATTERN]: 'a queue id (43 chars of [A-Za-z0-9_-], as POST /v1/events/queue gave it)'
 }
 
 /** One clear sentence naming the field, from the first issue found. */
