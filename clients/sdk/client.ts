@@ -7,7 +7,7 @@ import { Auth } from './auth.js'
 import { Connection } from './connection.js'
 import { ConversationList } from './conversations.js'
 import { TypedEmitter } from './emitter.js'
-import { HttpApi, ThreadlineApiError } from './http.js'
+import { HttpApi, ThreadlineApiError, ThreadlineSendError } from './http.js'
 import { randomId } from './ids.js'
 import { MessageStore } from './messages.js'
 import { Outbox, type Dispatcher } from './outbox.js'
@@ -141,7 +141,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
       },
       changed: change => this.emit('typing', change)
     })
-    this.#receipts = new ReceiptSender(this.#timers, () => this.#connection.current)
+    this.#receipts = new ReceiptSender(this.#timers, () => this.#connection.current, err => this.emit('error', err))
     this.#streams = new Streams({
       http: this.#http,
       timers: this.#timers,
@@ -180,6 +180,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
     if (this.#closed) return
     this.#closed = true
     await this.#connection.close()
+    this.#receipts.close()
     this.#timers.close()
     await this.#outbox.saved()
     this.#setState('offline', null)
@@ -204,6 +205,34 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
 
   delete (convId: string, targetSeq: number): OutboxEntry {
     return this.#queue(convId, 'delete', { target_seq: targetSeq })
+  }
+
+  /**
+   * Resolves with the entry once the server stored it (status `sent` or later); rejects
+   * with a ThreadlineSendError carrying its code when the server refused it, or an Error
+   * when the client closes first. For scripts that must know a send landed before they exit.
+   */
+  sent (tempId: string): Promise<OutboxEntry> {
+    return new Promise((resolve, reject) => {
+      const check = (entry: OutboxEntry | undefined): boolean => {
+        if (entry === undefined || entry.temp_id !== tempId || entry.status === 'pending') return false
+        this.off('outbox', onChange)
+        this.off('state', onState)
+        if (entry.status === 'failed') reject(new ThreadlineSendError(entry))
+        else resolve(entry)
+        return true
+      }
+      const onChange = (entry: OutboxEntry): void => { check(entry) }
+      const onState = (): void => {
+        if (!this.#closed) return
+        this.off('outbox', onChange)
+        this.off('state', onState)
+        reject(new Error('the client closed before the send was answered'))
+      }
+      if (check(this.#outbox.find(tempId))) return
+      this.on('outbox', onChange)
+      this.on('state', onState)
+    })
   }
 
   /** Entries not yet settled for good: pending, sent, delivered, and failed ones. */
@@ -231,10 +260,14 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
 
   // ── receipts, typing, presence ───────────────────────────────────────────────────────
 
-  /** The user has seen everything up to `seq` in the conversation. */
-  markRead (convId: string, seq: number): void {
+  /**
+   * The user has seen everything up to `seq` in the conversation. The unread count drops at
+   * once; the promise resolves when the server has the receipt (or refused it: see
+   * 'error'), which a process about to exit waits for. It never rejects.
+   */
+  markRead (convId: string, seq: number): Promise<void> {
     this.#views.markers(convId, { delivered_seq: seq, read_seq: seq })
-    this.#receipts.read(convId, seq)
+    return this.#receipts.read(convId, seq)
   }
 
   /** Throttled: call it on every keystroke; `false` when the user stops or sends. */
