@@ -27,6 +27,8 @@ export interface CliConfig {
   /** the token's `sub`: who "me" is in what the commands print */
   readonly userId: string
   readonly deviceId: string
+  /** the device id was made up for this run (no --device, no THREADLINE_DEVICE) */
+  readonly throwawayDevice: boolean
   readonly mqttUrl?: string
   readonly transport: Transport
   /** how long to wait for the server (connecting, an acknowledgement) before giving up */
@@ -59,5 +61,5 @@ export function resolveConfig (opts: GlobalOptions): CliConfig {
   // would take over each other's MQTT session (a `send` would cut off a running `tail`).
   const deviceId = opts.device ?? `cli-${randomBytes(6).toString('hex')}`
   if (!isId(deviceId)) throw new UsageError(`--device must be 1–64 chars of [A-Za-z0-9_.-], got "${deviceId}"`)
-  return Object.freeze({ url, token, userId, deviceId, mqttUrl, transport: opts.transport, timeoutMs: opts.timeout * 1000 })
+  return Object.freeze({ url, token, userId, deviceId, throwawayDevice: opts.device === undefined, mqttUrl, transport: opts.transport, timeoutMs: opts.timeout * 1000 })
 }

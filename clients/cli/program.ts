@@ -5,7 +5,7 @@ import { Argument, Command, Option } from 'commander'
 import { convIdArg, seqArg, userIdArg, wholeNumber } from './args.js'
 import { DEFAULT_URL, TRANSPORTS, resolveConfig, type GlobalOptions } from './config.js'
 import type { Io } from './io.js'
-import { withClient, type Session } from './session.js'
+import { withClient, type Session, type Use } from './session.js'
 import { chat } from './commands/chat.js'
 import { conversations } from './commands/conversations.js'
 import { create } from './commands/create.js'
@@ -51,17 +51,16 @@ export function buildProgram (io: Io): Command {
       outputError: (s, write) => write(`threadline: ${s.replace(/^error: /, '')}`)
     })
 
-  // `connect`: the command needs the real-time connection (MQTT or long-poll), not only REST
-  const action = (connect: boolean, run: Run) => async (...args: unknown[]): Promise<void> => {
+  const action = (use: Use, run: Run) => async (...args: unknown[]): Promise<void> => {
     const cmd = args.at(-1) as Command
     const config = resolveConfig(cmd.optsWithGlobals<GlobalOptions>())
-    await withClient(config, io, connect, session => run(session, cmd))
+    await withClient(config, io, use, session => run(session, cmd))
   }
 
   program.command('conversations')
     .description('list your conversations, newest activity first, with unread counts')
     .option('--json', 'one JSON object per conversation')
-    .action(action(false, (s, cmd) => conversations(s, cmd.opts())))
+    .action(action('rest', (s, cmd) => conversations(s, cmd.opts())))
 
   program.command('create')
     .description('start a direct conversation (one user) or a group (--title); prints its id')
@@ -69,7 +68,7 @@ export function buildProgram (io: Io): Command {
     .option('--title <title>', 'the group\'s title (makes it a group)')
     .addOption(new Option('--type <type>', 'direct or group (default: direct for one user without --title)').choices(['direct', 'group']))
     .option('--json', 'print the conversation as JSON')
-    .action(action(false, (s, cmd) => create(s, cmd.processedArgs[0] as string[], cmd.opts())))
+    .action(action('rest', (s, cmd) => create(s, cmd.processedArgs[0] as string[], cmd.opts())))
 
   program.command('send')
     .description('send a message and wait until the server stored it; prints its seq')
@@ -77,7 +76,7 @@ export function buildProgram (io: Io): Command {
     .argument('<text>', 'the message ("-" reads it from stdin)')
     .addOption(new Option('--reply-to <seq>', 'reply to this message').argParser(seqArg))
     .option('--json', 'print {conv_id, seq, ts, client_msg_id} as JSON')
-    .action(action(true, (s, cmd) => send(s, cmd.processedArgs[0] as string, cmd.processedArgs[1] as string, cmd.opts())))
+    .action(action('once', (s, cmd) => send(s, cmd.processedArgs[0] as string, cmd.processedArgs[1] as string, cmd.opts())))
 
   program.command('history')
     .description('print a conversation\'s messages, oldest first (a page of the newest by default)')
@@ -85,23 +84,23 @@ export function buildProgram (io: Io): Command {
     .addOption(new Option('--before <seq>', 'the page before this seq (scrolling back)').argParser(seqArg))
     .addOption(new Option('--limit <n>', 'events per page (1–200)').argParser(wholeNumber(1, 200)).default(50))
     .option('--json', 'one JSON object per message')
-    .action(action(false, (s, cmd) => history(s, cmd.processedArgs[0] as string, cmd.opts())))
+    .action(action('rest', (s, cmd) => history(s, cmd.processedArgs[0] as string, cmd.opts())))
 
   program.command('tail')
     .description('follow your inbox: one JSON line per event (messages, receipts, membership, errors) until interrupted')
-    .action(action(true, (s) => tail(s)))
+    .action(action('follow', (s) => tail(s)))
 
   program.command('chat')
     .description('chat in a conversation: shows it, sends each line you type, shows what arrives')
     .addArgument(new Argument('<conv_id>', 'the conversation (its id, a UUID)').argParser(convIdArg))
     .addOption(new Option('--limit <n>', 'messages of history to show first').argParser(wholeNumber(0, 200)).default(20))
-    .action(action(true, (s, cmd) => chat(s, cmd.processedArgs[0] as string, cmd.opts())))
+    .action(action('follow', (s, cmd) => chat(s, cmd.processedArgs[0] as string, cmd.opts())))
 
   program.command('read')
     .description('mark a conversation read up to its last message')
     .addArgument(new Argument('<conv_id>', 'the conversation (its id, a UUID)').argParser(convIdArg))
     .option('--json', 'print your markers as JSON')
-    .action(action(true, (s, cmd) => read(s, cmd.processedArgs[0] as string, cmd.opts())))
+    .action(action('once', (s, cmd) => read(s, cmd.processedArgs[0] as string, cmd.opts())))
 
   return program
 }

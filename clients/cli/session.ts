@@ -1,6 +1,6 @@
 // One SDK client per run. Commands that only read or write over REST never connect it;
-// the real-time ones wait (bounded by --timeout) until it is online. Either way it is
-// closed before the process exits, also when the command fails.
+// the others wait (bounded by --timeout) until it is online. Either way it is closed
+// before the process exits, also when the command fails.
 import { ThreadlineClient, type ConversationView } from '../sdk/index.js'
 import type { CliConfig } from './config.js'
 import { CliError } from './errors.js'
@@ -13,12 +13,30 @@ export interface Session {
   readonly io: Io
 }
 
-export function createClient (config: CliConfig): ThreadlineClient {
+/**
+ * - `rest`: REST calls only, never connected;
+ * - `once`: connected for one exchange (a send, a receipt), then closed;
+ * - `follow`: connected for as long as the command runs (tail, chat).
+ */
+export type Use = 'rest' | 'once' | 'follow'
+
+/**
+ * A device made up for one run that exchanges one thing goes over long-poll under `auto`:
+ * its queue is deleted when the client closes, while an MQTT session (the SDK's are
+ * persistent) would stay on the server, collecting the user's events, until it expires
+ * (THREADLINE_SESSION_EXPIRY_S, 7 days) — a script sending every minute would leave
+ * thousands. A device named with --device keeps the transport asked for.
+ */
+function transportFor (config: CliConfig, use: Use): CliConfig['transport'] {
+  return config.transport === 'auto' && config.throwawayDevice && use === 'once' ? 'longpoll' : config.transport
+}
+
+export function createClient (config: CliConfig, use: Use): ThreadlineClient {
   return new ThreadlineClient({
     url: config.url,
     token: config.token,
     deviceId: config.deviceId,
-    transport: config.transport,
+    transport: transportFor(config, use),
     ...(config.mqttUrl !== undefined ? { mqttUrl: config.mqttUrl } : {})
   })
 }
@@ -32,10 +50,10 @@ async function reachable (config: CliConfig): Promise<void> {
   await res.body?.cancel()
 }
 
-export async function withClient (config: CliConfig, io: Io, connect: boolean, run: (session: Session) => Promise<void>): Promise<void> {
-  const client = createClient(config)
+export async function withClient (config: CliConfig, io: Io, use: Use, run: (session: Session) => Promise<void>): Promise<void> {
+  const client = createClient(config, use)
   try {
-    if (connect) {
+    if (use !== 'rest') {
       await reachable(config)
       await within(client.connect(), config.timeoutMs, () =>
         new CliError(`could not connect to ${config.url} within ${config.timeoutMs / 1000} s; is the server running, and is --url / THREADLINE_URL right?`))

@@ -1,7 +1,7 @@
 // `threadline conversations | create | send | history | read`, the real binary against a
 // real node: what each prints, and that what it did is in the store (checked over REST).
 import t from 'tap'
-import { http } from '../../helpers/longpoll.js'
+import { http, longPollStats } from '../../helpers/longpoll.js'
 import { startNode, token } from '../../helpers/node.js'
 import { cliEnv, runCli } from '../../helpers/cli.js'
 import type { ConversationView, HistoryPage } from '../../../schemas/index.js'
@@ -145,4 +145,21 @@ t.test('read marks the conversation read up to its last seq, and waits until the
   const again = await runCli(['read', conv, '--json'], { env: cliEnv(node, bobToken) })
   t.equal(again.code, 0, again.stderr)
   t.same(JSON.parse(again.stdout), { conv_id: conv, read_seq: 2, delivered_seq: 2 }, 'already read: nothing to wait for')
+})
+
+t.test('a one-shot run with a made-up device leaves no session behind; a named device uses MQTT', async (t) => {
+  const node = await startNode(t)
+  const aliceToken = token(node, 'alice')
+  const conv = (await http<{ id: string }>(node, aliceToken, 'POST', '/v1/conversations', { type: 'direct', members: ['bob'] })).body.id
+  const mqttClients: string[] = []
+  node.broker.on('client', c => { mqttClients.push(c.id) })
+
+  const throwaway = await runCli(['send', conv, 'one'], { env: cliEnv(node, aliceToken) })
+  t.equal(throwaway.stdout, '1\n', throwaway.stderr)
+  t.same(mqttClients, [], 'no MQTT session: it would outlive the run by days (the long-poll queue is deleted at the end)')
+  t.same(await longPollStats(node), { queues: 0, events: 0, held: 0, devices: 0 }, 'the long-poll queue is gone')
+
+  const named = await runCli(['send', conv, 'two', '--device', 'laptop'], { env: cliEnv(node, aliceToken) })
+  t.equal(named.stdout, '2\n', named.stderr)
+  t.same(mqttClients, ['alice:laptop'], 'a named device keeps its MQTT session for the next run')
 })
