@@ -1,5 +1,6 @@
 // Every failure the CLI reports is one line on stderr and an exit code, never a stack trace:
 // a script can branch on the code, a person can act on the line.
+import { tokenClaims } from '../sdk/ids.js'
 
 /** Exit codes: 0 done, 1 the server refused or could not be reached, 2 the command line was wrong. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const
@@ -42,18 +43,29 @@ function httpFailure (err: unknown): HttpFailure | undefined {
   return { status, code: e.code, message: e.message }
 }
 
+/** What the server's refusal of a token can't say over MQTT (CONNACK 4 has no reason): that it expired. */
+function expiry (token: string | undefined): string {
+  let exp: unknown
+  try {
+    exp = token === undefined ? undefined : tokenClaims(token).exp
+  } catch {}
+  return typeof exp === 'number' && exp * 1000 <= Date.now() ? `it expired at ${new Date(exp * 1000).toISOString()}; ` : ''
+}
+
 /** One line saying what went wrong, for anything a command may throw. */
-export function describeError (err: unknown, url: string): string {
+export function describeError (err: unknown, { url, token }: { url: string, token?: string | undefined }): string {
   if (err instanceof CliError) return err.message
+  const refused = (detail: string): string =>
+    `the server refused the token (${detail}); ${expiry(token)}get a fresh one and pass it with --token or THREADLINE_TOKEN`
   const http = httpFailure(err)
   const code = networkCode(err)
   // the SDK's HTTP errors say status 0 when no answer came at all
   if (code !== undefined || http?.status === 0) return `cannot reach the server at ${url}${code !== undefined ? ` (${code})` : ''}; is it running, and is --url / THREADLINE_URL right?`
   // the SDK's refusal of a connection for its credentials (CONNACK 4/5, HTTP 401)
-  if (err instanceof Error && err.name === 'AuthRefused') return `the server refused the token (${err.message}); get a fresh one and pass it with --token or THREADLINE_TOKEN`
+  if (err instanceof Error && err.name === 'AuthRefused') return refused(err.message)
   if (http !== undefined) {
     const detail = `${http.code}: ${http.message}`
-    if (http.status === 401) return `the server refused the token (${detail}); get a fresh one and pass it with --token or THREADLINE_TOKEN`
+    if (http.status === 401) return refused(detail)
     if (http.status === 403) return `not allowed (${detail})`
     if (http.status === 404) return `not found (${detail})`
     return `the server answered ${http.status} (${detail})`

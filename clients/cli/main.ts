@@ -16,8 +16,8 @@ async function main (argv: string[]): Promise<number> {
   } catch (err) {
     // commander already printed its own message (bad flag, missing argument) or the help
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage
-    const url = program.opts<{ url?: string }>().url ?? DEFAULT_URL
-    io.note(`threadline: ${describeError(err, url)}`)
+    const { url, token } = program.opts<{ url?: string, token?: string }>()
+    io.note(`threadline: ${describeError(err, { url: url ?? DEFAULT_URL, token })}`)
     return err instanceof CliError ? err.exitCode : EXIT.failed
   }
 }

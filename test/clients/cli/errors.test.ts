@@ -3,7 +3,8 @@
 // never a stack trace, never output a script could mistake for a result.
 import t, { type Test } from 'tap'
 import { createServer } from 'node:net'
-import { startNode, token } from '../../helpers/node.js'
+import { createSigner } from 'fast-jwt'
+import { startNode, token, TEST_SECRET } from '../../helpers/node.js'
 import { createTokenService } from '../../../core/tokens.js'
 import { cliEnv, runCli, type CliRun } from '../../helpers/cli.js'
 
@@ -70,17 +71,20 @@ t.test('a server that is not there exits 1 saying so', async (t) => {
 t.test('401, 403 and 404 from the server exit 1 with the reason', async (t) => {
   const node = await startNode(t)
   const forged = createTokenService('another-secret-0123456789abcdef-0123456789').sign({ sub: 'alice' }, 3600)
+  const expired = createSigner({ key: TEST_SECRET })({ sub: 'alice', exp: Math.floor(Date.now() / 1000) - 60 })
   const carol = cliEnv(node, token(node, 'carol'))
   const runs = await Promise.all([
     runCli(['conversations'], { env: cliEnv(node, forged) }),
-    runCli(['send', CONV, 'hi'], { env: cliEnv(node, forged) }),
+    runCli(['send', CONV, 'hi', '--device', 'mqtt'], { env: cliEnv(node, forged) }),
+    runCli(['send', CONV, 'hi', '--device', 'mqtt'], { env: cliEnv(node, expired) }),
     runCli(['history', CONV], { env: carol }),
     runCli(['read', CONV], { env: carol }),
     runCli(['conversations', '--url', `http://127.0.0.1:${node.httpPort}/not/here`], { env: carol })
   ])
-  const [restUnauthorized, mqttUnauthorized, forbidden, forbiddenRead, notFound] = runs as [CliRun, CliRun, CliRun, CliRun, CliRun]
-  oneLine(t, restUnauthorized, /the server refused the token .*pass it with --token or THREADLINE_TOKEN/, 1)
-  oneLine(t, mqttUnauthorized, /the server refused the token/, 1)
+  const [restUnauthorized, mqttUnauthorized, mqttExpired, forbidden, forbiddenRead, notFound] = runs as [CliRun, CliRun, CliRun, CliRun, CliRun, CliRun]
+  oneLine(t, restUnauthorized, /the server refused the token \(unauthorized: .*\); get a fresh one and pass it with --token or THREADLINE_TOKEN/, 1)
+  oneLine(t, mqttUnauthorized, /the server refused the token \(.*\); get a fresh one/, 1)
+  oneLine(t, mqttExpired, /the server refused the token \(.*\); it expired at \d{4}-\d\d-\d\dT[\d:.]+Z; get a fresh one/, 1)
   oneLine(t, forbidden, /not allowed \(not_member: you are not a member of conversation/, 1)
   oneLine(t, forbiddenRead, /not allowed \(not_member: /, 1)
   oneLine(t, notFound, /not found \(not_found: no route GET \/not\/here\/v1\/conversations/, 1)
