@@ -46,11 +46,15 @@ function checkUrl (raw: string, flag: string, protocols: string[]): string {
   return raw.replace(/\/+$/, '')
 }
 
+/** An empty value counts as unset, as for the server's variables (`THREADLINE_DEVICE= threadline …`). */
+const given = (value: string | undefined): string | undefined => value === undefined || value.trim() === '' ? undefined : value.trim()
+
 export function resolveConfig (opts: GlobalOptions): CliConfig {
-  const url = checkUrl(opts.url, '--url', ['http:', 'https:'])
-  const mqttUrl = opts.mqttUrl === undefined ? undefined : checkUrl(opts.mqttUrl, '--mqtt-url', ['mqtt:', 'mqtts:', 'ws:', 'wss:'])
-  const token = opts.token?.trim()
-  if (token === undefined || token === '') throw new UsageError('no token: pass --token <jwt> or set THREADLINE_TOKEN (the server makes one with `npm run token -- <user>`)')
+  const url = checkUrl(given(opts.url) ?? DEFAULT_URL, '--url', ['http:', 'https:'])
+  const rawMqttUrl = given(opts.mqttUrl)
+  const mqttUrl = rawMqttUrl === undefined ? undefined : checkUrl(rawMqttUrl, '--mqtt-url', ['mqtt:', 'mqtts:', 'ws:', 'wss:'])
+  const token = given(opts.token)
+  if (token === undefined) throw new UsageError('no token: pass --token <jwt> or set THREADLINE_TOKEN (the server makes one with `npm run token -- <user>`)')
   let userId: string
   try {
     userId = tokenSubject(token)
@@ -59,7 +63,8 @@ export function resolveConfig (opts: GlobalOptions): CliConfig {
   }
   // Each run gets a device of its own unless told otherwise: two runs sharing one client id
   // would take over each other's MQTT session (a `send` would cut off a running `tail`).
-  const deviceId = opts.device ?? `cli-${randomBytes(6).toString('hex')}`
+  const device = given(opts.device)
+  const deviceId = device ?? `cli-${randomBytes(6).toString('hex')}`
   if (!isId(deviceId)) throw new UsageError(`--device must be 1–64 chars of [A-Za-z0-9_.-], got "${deviceId}"`)
-  return Object.freeze({ url, token, userId, deviceId, throwawayDevice: opts.device === undefined, mqttUrl, transport: opts.transport, timeoutMs: opts.timeout * 1000 })
+  return Object.freeze({ url, token, userId, deviceId, throwawayDevice: device === undefined, mqttUrl, transport: opts.transport, timeoutMs: opts.timeout * 1000 })
 }

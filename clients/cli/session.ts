@@ -3,7 +3,7 @@
 // before the process exits, also when the command fails.
 import { ThreadlineClient, type ConversationView } from '../sdk/index.js'
 import type { CliConfig } from './config.js'
-import { CliError } from './errors.js'
+import { CliError, UsageError } from './errors.js'
 import type { Io } from './io.js'
 import { within } from './wait.js'
 
@@ -32,6 +32,15 @@ function transportFor (config: CliConfig, use: Use): CliConfig['transport'] {
 }
 
 export function createClient (config: CliConfig, use: Use): ThreadlineClient {
+  try {
+    return newClient(config, use)
+  } catch (err) {
+    // the SDK checks its options when constructed: what it refuses came from the command line
+    throw new UsageError((err as Error).message)
+  }
+}
+
+function newClient (config: CliConfig, use: Use): ThreadlineClient {
   return new ThreadlineClient({
     url: config.url,
     token: config.token,

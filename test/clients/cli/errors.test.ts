@@ -54,7 +54,8 @@ t.test('command-line mistakes exit 2 before anything reaches a server', async (t
     [['send', CONV, 'hi', '--reply-to', '0'], env, /expected a whole number from 1/],
     [['conversations', '--url', 'localhost:8080'], env, /--url must start with http:\/\/ or https:\/\//],
     [['conversations', '--device', 'a/b'], env, /--device must be 1–64 chars/],
-    [['tail', '--transport', 'carrier-pigeon'], env, /--transport <kind>.*carrier-pigeon/]
+    [['tail', '--transport', 'carrier-pigeon'], env, /--transport <kind>.*carrier-pigeon/],
+    [['tail', '--transport', 'websocket', '--mqtt-url', 'mqtt://127.0.0.1:1883'], env, /transport "websocket" needs a ws:\/\/ or wss:\/\/ mqttUrl/]
   ]
   const runs = await Promise.all(cases.map(([args, e]) => runCli(args, { env: e })))
   for (const [i, [args, , message]] of cases.entries()) {
