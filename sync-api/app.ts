@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { SyncApiDeps } from './deps.js'
 import auth from './plugins/auth.js'
+import cors from './plugins/cors.js'
 import docs from './plugins/docs.js'
 import errors from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
@@ -28,6 +29,7 @@ export async function buildApp (deps: SyncApiDeps): Promise<FastifyInstance> {
 
   await app.register(errors, { bodyLimit: deps.config.maxPayloadBytes })
   await app.register(jsonBody)
+  await app.register(cors, { origins: deps.config.corsOrigins })
   await app.register(docs, { version: API_VERSION })
   await app.register(healthRoutes, { deps })
   await app.register(async (v1) => {
