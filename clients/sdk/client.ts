@@ -1,21 +1,60 @@
-// ThreadlineClient: the public face of the SDK.
+// ThreadlineClient: the public face of the SDK. It wires the parts together — a
+// Connection (transports, backoff, fallback), the Outbox, one ConversationStream per
+// conversation (seq order, gap fill), the MessageStore (folding) and Typing — and keeps
+// the conversation list current. It holds no global state: two clients in one process
+// are two users.
+import { Auth } from './auth.js'
+import { Connection } from './connection.js'
+import { ConversationList } from './conversations.js'
 import { TypedEmitter } from './emitter.js'
+import { HttpApi, ThreadlineApiError } from './http.js'
+import { randomId } from './ids.js'
+import { MessageStore } from './messages.js'
+import { Outbox, type Dispatcher } from './outbox.js'
+import { MemoryOutboxStorage } from './outbox-storage.js'
+import { ConversationStream, type HistoryPage } from './stream.js'
+import { Timers, type TimerHandle } from './timers.js'
+import type { Follow, Inbound, Transport } from './transport.js'
+import { Typing } from './typing.js'
 import type {
   ClientEvents,
   ClientState,
   Conversation,
   ConversationView,
   CreateConversationOptions,
+  ErrorEnvelope,
+  EventEnvelope,
   HistoryOptions,
+  MembershipEnvelope,
   Message,
   OutboxEntry,
   PresenceChange,
+  ReceiptsSummary,
   SendOptions,
+  SendType,
   ThreadlineClientOptions,
   TransportKind
 } from './types.js'
+import type { FoldedMessage, SyncAnswer } from '../../schemas/index.js'
 
-const notYet = (): never => { throw new Error('not implemented yet') }
+const DEFAULTS = {
+  transport: 'auto',
+  typingExpireMs: 5000,
+  typingIntervalMs: 3000,
+  resendAfterMs: 10_000,
+  connectTimeoutMs: 10_000,
+  pollTimeoutS: 30,
+  keepaliveS: 30,
+  afterFailures: 2,
+  probeMs: 30_000
+} as const
+
+/** Conversations whose typing a connection follows unless the app touches more. */
+const FOLLOW_CONVS = 100
+/** Delivered receipts wait this long, so a burst of events makes one receipt. */
+const DELIVERED_DELAY_MS = 100
+/** Pages history() reads at most looking for a message among reactions and edits. */
+const HISTORY_PAGES = 10
 
 export class ThreadlineClient extends TypedEmitter<ClientEvents> {
   /** the user id: the token's `sub` */
@@ -24,46 +63,504 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
   state: ClientState = 'offline'
   transport: TransportKind | null = null
 
+  readonly #auth: Auth
+  readonly #http: HttpApi
+  readonly #timers = new Timers()
+  readonly #connection: Connection
+  readonly #outbox: Outbox
+  readonly #messages = new MessageStore()
+  readonly #typing: Typing
+  readonly #streams = new Map<string, ConversationStream>()
+  /** the cursor each stream started from: events below it were never seen live */
+  readonly #baselines = new Map<string, number>()
+  readonly #views: ConversationList
+  readonly #presence = new Map<string, PresenceChange>()
+  /** when (in presence changes received) each user's last change came */
+  readonly #presenceHeard = new Map<string, number>()
+  #presenceCount = 0
+  readonly #watched = new Set<string>()
+  readonly #followed = new Set<string>()
+  /** conversations we were added to and have no stream for yet: they start at seq 0 */
+  readonly #joined = new Set<string>()
+  readonly #fetchingViews = new Set<string>()
+  readonly #delivered = new Map<string, number>()
+  readonly #reads = new Map<string, number>()
+  readonly #resendAfterMs: number
+  #deliveredTimer: TimerHandle | undefined
+  #resendTimer: TimerHandle | undefined
+  #syncCursor: string | null = null
+  #syncing: Promise<void> = Promise.resolve()
+  #away = false
+  #connecting: Promise<void> | null = null
+  #closed = false
+
   constructor (options: ThreadlineClientOptions) {
     super()
-    this.userId = ''
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(options.deviceId)) throw new TypeError('deviceId must be 1–64 characters of [A-Za-z0-9_.-]')
+    const base = options.url.replace(/\/+$/, '')
+    if (!/^https?:\/\//.test(base)) throw new TypeError('url must be the server\'s http(s) base URL, e.g. http://127.0.0.1:8080')
+    this.#auth = new Auth(options.token, options.refreshToken)
+    this.userId = this.#auth.userId
     this.deviceId = options.deviceId
+    this.#http = new HttpApi(base, this.#auth)
+    this.#resendAfterMs = options.resendAfterMs ?? DEFAULTS.resendAfterMs
+    const transport = options.transport ?? DEFAULTS.transport
+    if (transport === 'websocket' && options.mqttUrl !== undefined && !/^wss?:/.test(options.mqttUrl)) {
+      throw new TypeError('transport "websocket" needs a ws:// or wss:// mqttUrl (or none)')
+    }
+    this.#connection = new Connection({
+      option: transport,
+      mqttUrl: options.mqttUrl ?? base.replace(/^http/, 'ws') + '/mqtt',
+      deviceId: options.deviceId,
+      auth: this.#auth,
+      http: this.#http,
+      timers: this.#timers,
+      backoff: options.backoff ?? {},
+      afterFailures: options.fallback?.afterFailures ?? DEFAULTS.afterFailures,
+      probeMs: options.fallback?.probeMs ?? DEFAULTS.probeMs,
+      keepaliveS: options.keepaliveS ?? DEFAULTS.keepaliveS,
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      pollTimeoutS: options.pollTimeoutS ?? DEFAULTS.pollTimeoutS,
+      follow: () => this.#follow(),
+      envelope: e => this.#inbound(e),
+      state: (state, kind) => this.#setState(state, kind),
+      up: t => this.#up(t),
+      reopened: () => this.#catchUp(),
+      fatal: err => this.emit('error', err)
+    })
+    this.#outbox = new Outbox({
+      storage: options.outboxStorage ?? new MemoryOutboxStorage(),
+      resendAfterMs: this.#resendAfterMs,
+      changed: entry => this.emit('outbox', entry),
+      failedToSave: err => this.emit('error', err instanceof Error ? err : new Error(String(err)))
+    })
+    this.#typing = new Typing({
+      timers: this.#timers,
+      me: this.userId,
+      expireMs: options.typingExpireMs ?? DEFAULTS.typingExpireMs,
+      intervalMs: options.typingIntervalMs ?? DEFAULTS.typingIntervalMs,
+      publish: (convId, typing) => {
+        const t = this.#connection.current
+        if (t === null) return false
+        t.typing(convId, typing).catch(() => {})
+        return true
+      },
+      changed: change => this.emit('typing', change)
+    })
+    this.#views = new ConversationList({
+      me: this.userId,
+      messages: this.#messages,
+      countUnread: view => this.#countUnread(view),
+      changed: view => this.emit('conversation', view)
+    })
   }
 
-  /** Resolves once online; rejects on a definitive refusal (a token refused even after refreshToken()). */
-  async connect (): Promise<void> { notYet() }
+  // ── lifecycle ────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Loads the outbox, connects, and catches up (the conversation list, missed events).
+   * Resolves once online; rejects on a definitive refusal (a token refused even after
+   * refreshToken()). Network failures are retried, not reported: watch 'state'.
+   */
+  connect (): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('the client is closed'))
+    this.#connecting ??= (async () => {
+      await this.#outbox.load()
+      for (const entry of this.#outbox.list()) this.emit('outbox', entry)
+      await this.#connection.start()
+      await this.#syncing.catch(() => {}) // reported as 'error'; the next connection tries again
+    })()
+    return this.#connecting
+  }
+
   /** Ends the connection and every timer; the client can't be used afterwards. */
-  async close (): Promise<void> { notYet() }
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#connection.close()
+    this.#timers.close()
+    await this.#outbox.saved()
+    this.#setState('offline', null)
+  }
+
+  // ── sending ──────────────────────────────────────────────────────────────────────────
 
   /** Queues a text message; returns at once with status `pending`. */
-  send (_convId: string, _text: string, _options: SendOptions = {}): OutboxEntry { return notYet() }
+  send (convId: string, text: string, options: SendOptions = {}): OutboxEntry {
+    this.#typing.local(convId, false)
+    return this.#queue(convId, 'text', { text, ...(options.replyTo !== undefined ? { reply_to: options.replyTo } : {}) })
+  }
+
   /** Sets (or with `null` takes back) this user's reaction to a message. */
-  react (_convId: string, _targetSeq: number, _emoji: string | null): OutboxEntry { return notYet() }
-  edit (_convId: string, _targetSeq: number, _text: string): OutboxEntry { return notYet() }
-  delete (_convId: string, _targetSeq: number): OutboxEntry { return notYet() }
-  /** Every entry not yet read or failed, oldest first. */
-  outbox (): OutboxEntry[] { return notYet() }
+  react (convId: string, targetSeq: number, emoji: string | null): OutboxEntry {
+    return this.#queue(convId, 'reaction', { target_seq: targetSeq, emoji })
+  }
+
+  edit (convId: string, targetSeq: number, text: string): OutboxEntry {
+    return this.#queue(convId, 'edit', { target_seq: targetSeq, text })
+  }
+
+  delete (convId: string, targetSeq: number): OutboxEntry {
+    return this.#queue(convId, 'delete', { target_seq: targetSeq })
+  }
+
+  /** Entries not yet settled for good: pending, sent, delivered, and failed ones. */
+  outbox (): OutboxEntry[] {
+    return this.#outbox.list()
+  }
+
+  #queue (convId: string, type: SendType, fields: Partial<OutboxEntry>): OutboxEntry {
+    if (this.#closed) throw new Error('the client is closed')
+    const id = randomId()
+    const entry: OutboxEntry = { temp_id: `tmp-${id}`, client_msg_id: id, conv_id: convId, type, ...fields, status: 'pending', created_at: new Date().toISOString() }
+    this.#outbox.add(entry)
+    this.#touch(convId)
+    const t = this.#connection.current
+    if (t !== null) {
+      this.#outbox.dispatch(this.#dispatcher(t), entry)
+      this.#armResend()
+    }
+    return { ...entry }
+  }
+
+  #dispatcher (t: Transport): Dispatcher {
+    return { serial: t.kind === 'longpoll', send: (convId, payload) => t.send(convId, payload) }
+  }
+
+  // ── receipts, typing, presence ───────────────────────────────────────────────────────
 
   /** The user has seen everything up to `seq` in the conversation. */
-  markRead (_convId: string, _seq: number): void { notYet() }
+  markRead (convId: string, seq: number): void {
+    this.#reads.set(convId, Math.max(seq, this.#reads.get(convId) ?? 0))
+    this.#views.markers(convId, { delivered_seq: seq, read_seq: seq })
+    this.#flushReceipts()
+  }
+
   /** Throttled: call it on every keystroke; `false` when the user stops or sends. */
-  typing (_convId: string, _typing: boolean): void { notYet() }
+  typing (convId: string, typing: boolean): void {
+    this.#touch(convId)
+    this.#typing.local(convId, typing)
+  }
+
   /** The users typing in a conversation now (never this user). */
-  typingUsers (_convId: string): string[] { return notYet() }
+  typingUsers (convId: string): string[] {
+    return this.#typing.users(convId)
+  }
+
   /** Tells the server the app is in the foreground (`active`) or background (`away`). */
-  setPresence (_state: 'active' | 'away'): void { notYet() }
+  setPresence (state: 'active' | 'away'): void {
+    this.#away = state === 'away'
+    this.#connection.current?.presence(state)
+  }
+
   /** Follows these users' presence ('presence' events); adds to the users already watched. */
-  watchPresence (_userIds: string[]): void { notYet() }
+  watchPresence (userIds: string[]): void {
+    const added = userIds.filter(u => !this.#watched.has(u) && u !== this.userId)
+    if (added.length === 0) return
+    for (const u of added) this.#watched.add(u)
+    this.#connection.current?.follow(this.#follow())
+    // where they are now (a user never seen online has no retained state to deliver),
+    // unless the transport brought something fresher meanwhile
+    const asked = this.#presenceCount
+    this.#http.request<{ presence: PresenceChange[] }>('GET', '/v1/presence', { query: { user_ids: added.slice(0, 100).join(',') } })
+      .then(({ body }) => {
+        for (const p of body.presence) {
+          if (!this.#closed && (this.#presenceHeard.get(p.user_id) ?? -1) < asked) this.#inbound({ ...p, t: 'presence' })
+        }
+      }, () => {})
+  }
+
   /** The last known presence of a watched user. */
-  presenceOf (_userId: string): PresenceChange | undefined { return notYet() }
+  presenceOf (userId: string): PresenceChange | undefined {
+    const p = this.#presence.get(userId)
+    return p === undefined ? undefined : { ...p }
+  }
+
+  // ── conversations and history ────────────────────────────────────────────────────────
 
   /** Every conversation of the user, newest activity first, with unread counts. */
-  async conversations (): Promise<ConversationView[]> { return notYet() }
-  async createConversation (_options: CreateConversationOptions): Promise<Conversation> { return notYet() }
-  /** Older messages, folded, oldest first; they join messages(convId). */
-  async history (_convId: string, _options: HistoryOptions = {}): Promise<Message[]> { return notYet() }
+  async conversations (): Promise<ConversationView[]> {
+    const all: ConversationView[] = []
+    let cursor: string | undefined
+    do {
+      const { body } = await this.#http.request<{ conversations: ConversationView[], next_cursor: string | null }>(
+        'GET', '/v1/conversations', { query: { limit: 100, cursor } })
+      all.push(...body.conversations)
+      cursor = body.next_cursor ?? undefined
+    } while (cursor !== undefined)
+    for (const view of all) this.#learn(view)
+    return all.map(v => this.#views.get(v.id) ?? v)
+  }
+
+  async createConversation (options: CreateConversationOptions): Promise<Conversation> {
+    const { body } = await this.#http.request<Conversation>('POST', '/v1/conversations', { body: options })
+    if (!this.#streams.has(body.id)) this.#joined.add(body.id)
+    this.#touch(body.id)
+    return body
+  }
+
+  /**
+   * Older messages, folded, oldest first: the newest page below `beforeSeq` (default: the
+   * newest page). They join messages(convId). An empty answer means there is nothing older.
+   */
+  async history (convId: string, options: HistoryOptions = {}): Promise<Message[]> {
+    this.#touch(convId)
+    let before = options.beforeSeq
+    for (let pages = 0; pages < HISTORY_PAGES; pages++) {
+      const page = await this.#http.request<HistoryPage & { messages: FoldedMessage[] }>('GET', `/v1/conversations/${convId}/events`, {
+        query: { before_seq: before, limit: options.limit }
+      })
+      const messages = this.#messages.merge(convId, page.body.messages)
+      const first = page.body.events[0]
+      // a page of reactions and edits only: read further back rather than answer nothing
+      if (messages.length > 0 || !page.body.has_more || first === undefined) return messages.map(m => structuredClone(m))
+      before = first.seq
+    }
+    return []
+  }
+
   /** The messages the client holds for a conversation, folded, in seq order. */
-  messages (_convId: string): Message[] { return notYet() }
-  /** Catches up after a long absence: the conversation list, then the events missed. */
-  async sync (): Promise<void> { notYet() }
+  messages (convId: string): Message[] {
+    return this.#messages.list(convId).map(m => structuredClone(m))
+  }
+
+  /**
+   * Catches up after a long absence: what changed since the last sync (GET /v1/sync), then
+   * the events missed in each conversation, released in order as 'event's. Runs by itself
+   * on every (re)connection.
+   */
+  sync (): Promise<void> {
+    const run = this.#syncing.catch(() => {}).then(() => this.#syncOnce())
+    this.#syncing = run
+    return run
+  }
+
+  async #syncOnce (): Promise<void> {
+    let cursor = this.#syncCursor
+    const fills: Array<Promise<void>> = []
+    // a full sync lists every conversation the user is in, and no removals: whatever it
+    // does not answer was left
+    const seen = new Set<string>()
+    let full = cursor === null
+    for (;;) {
+      let answer: SyncAnswer
+      try {
+        ({ body: answer } = await this.#http.request<SyncAnswer>('GET', '/v1/sync', { query: { limit: 100, cursor: cursor ?? undefined } }))
+      } catch (err) {
+        if (err instanceof ThreadlineApiError && err.code === 'cursor_expired' && cursor !== null) {
+          cursor = null // the server forgot what changed since: start over with a full sync
+          full = true
+          continue
+        }
+        throw err
+      }
+      for (const view of answer.conversations) {
+        seen.add(view.id)
+        const fill = this.#learn(view)
+        if (fill !== null) fills.push(fill)
+      }
+      for (const id of answer.removed) this.#forget(id)
+      cursor = answer.cursor
+      if (!answer.has_more) break
+    }
+    this.#syncCursor = cursor
+    if (full) for (const id of this.#views.ids()) if (!seen.has(id)) this.#forget(id)
+    await Promise.all(fills)
+  }
+
+  #catchUp (): void {
+    this.sync().catch((err: unknown) => this.emit('error', err instanceof Error ? err : new Error(String(err))))
+  }
+
+  // ── what a connection brings ─────────────────────────────────────────────────────────
+
+  #setState (state: ClientState, kind: TransportKind | null): void {
+    if (this.#closed && state !== 'offline') return
+    if (state === this.state && kind === this.transport) return
+    this.state = state
+    this.transport = kind
+    if (state !== 'online') {
+      this.#timers.clear(this.#resendTimer)
+      this.#resendTimer = undefined
+    }
+    this.emit('state', { state, transport: kind })
+  }
+
+  #up (t: Transport): void {
+    if (this.#away) t.presence('away')
+    this.#outbox.flush(this.#dispatcher(t))
+    this.#armResend()
+    this.#flushReceipts()
+    // gaps whose fill failed while offline
+    for (const stream of this.#streams.values()) if (stream.waiting > 0) void stream.fill()
+    this.#catchUp()
+  }
+
+  #armResend (): void {
+    if (this.#resendTimer !== undefined) return
+    this.#resendTimer = this.#timers.set(() => {
+      this.#resendTimer = undefined
+      const t = this.#connection.current
+      if (t === null) return
+      const next = this.#outbox.resendOverdue(this.#dispatcher(t), Date.now())
+      if (next !== null) this.#armResend()
+    }, this.#resendAfterMs / 2)
+  }
+
+  #inbound (e: Inbound): void {
+    switch (e.t) {
+      case 'event': return this.#onEvent(e as unknown as EventEnvelope)
+      case 'receipts': return this.#onReceipts(e as unknown as ReceiptsSummary)
+      case 'membership': return this.#onMembership(e as unknown as MembershipEnvelope)
+      case 'error':
+        if (!this.#outbox.onError(e as unknown as ErrorEnvelope)) this.emit('error', e as unknown as ErrorEnvelope)
+        return
+      case 'typing':
+        if (typeof e.conv_id === 'string' && typeof e.user_id === 'string' && typeof e.typing === 'boolean') this.#typing.remote(e.conv_id, e.user_id, e.typing)
+        return
+      case 'presence': {
+        if (typeof e.user_id !== 'string' || typeof e.state !== 'string') return
+        const change = { user_id: e.user_id, state: e.state, ...(typeof e.last_seen === 'string' ? { last_seen: e.last_seen } : {}) } as PresenceChange
+        this.#presence.set(change.user_id, change)
+        this.#presenceHeard.set(change.user_id, this.#presenceCount++)
+        this.emit('presence', { ...change })
+      }
+    }
+  }
+
+  #onEvent (e: EventEnvelope): void {
+    if (typeof e.conv_id !== 'string' || !Number.isSafeInteger(e.seq) || e.seq < 1) return
+    this.#outbox.onEvent(e, this.userId)
+    this.#stream(e.conv_id, e.seq - 1).offer(e)
+  }
+
+  /** The stream of a conversation; a new one starts at `cursor` (or 0 for one just joined). */
+  #stream (convId: string, cursor: number): ConversationStream {
+    let stream = this.#streams.get(convId)
+    if (stream === undefined) {
+      const start = this.#joined.delete(convId) ? 0 : Math.max(0, cursor)
+      stream = new ConversationStream(convId, start, {
+        fetchAfter: (c, afterSeq, limit) => this.#fetchAfter(c, afterSeq, limit),
+        release: e => this.#release(e),
+        fillFailed: (c) => this.#fillFailed(c)
+      })
+      this.#streams.set(convId, stream)
+      this.#baselines.set(convId, start)
+      if (!this.#views.has(convId)) this.#fetchView(convId)
+    }
+    return stream
+  }
+
+  async #fetchAfter (convId: string, afterSeq: number, limit: number): Promise<HistoryPage> {
+    const { body } = await this.#http.request<HistoryPage>('GET', `/v1/conversations/${convId}/events`, { query: { after_seq: afterSeq, limit } })
+    return body
+  }
+
+  #fillFailed (convId: string): void {
+    // offline: the next connection's catch-up fills it; online (a 503): try again soon
+    this.#timers.set(() => {
+      const stream = this.#streams.get(convId)
+      if (stream !== undefined && stream.waiting > 0 && this.#connection.current !== null) void stream.fill()
+    }, 1000)
+  }
+
+  #release (e: EventEnvelope): void {
+    const message = this.#messages.apply(e)
+    this.#views.applyEvent(e)
+    if (e.sender_id !== this.userId) {
+      this.#typing.stopped(e.conv_id, e.sender_id)
+      this.#delivered.set(e.conv_id, Math.max(e.seq, this.#delivered.get(e.conv_id) ?? 0))
+      this.#deliveredTimer ??= this.#timers.set(() => {
+        this.#deliveredTimer = undefined
+        this.#flushReceipts()
+      }, DELIVERED_DELAY_MS)
+    }
+    this.emit('event', e)
+    if (message !== null) this.emit('message', structuredClone(message), e.conv_id)
+  }
+
+  #flushReceipts (): void {
+    const t = this.#connection.current
+    if (t === null) return
+    for (const [convId, seq] of this.#reads) {
+      this.#reads.delete(convId)
+      this.#delivered.delete(convId) // read implies delivered
+      t.receipt(convId, 'read', seq).catch(() => this.#retryReceipt(this.#reads, convId, seq))
+    }
+    for (const [convId, seq] of this.#delivered) {
+      this.#delivered.delete(convId)
+      t.receipt(convId, 'delivered', seq).catch(() => this.#retryReceipt(this.#delivered, convId, seq))
+    }
+  }
+
+  /** A receipt lost with its connection goes with the next one (markers are max-wins). */
+  #retryReceipt (pending: Map<string, number>, convId: string, seq: number): void {
+    if (!this.#closed && this.#connection.current === null) pending.set(convId, Math.max(seq, pending.get(convId) ?? 0))
+  }
+
+  #onReceipts (summary: ReceiptsSummary): void {
+    this.#outbox.onReceipts(summary, this.userId)
+    const mine = summary.markers.find(m => m.user_id === this.userId)
+    if (mine !== undefined) this.#views.markers(summary.conv_id, mine)
+    this.emit('receipts', summary)
+  }
+
+  #onMembership (e: MembershipEnvelope): void {
+    if (e.change === 'added' && e.user_ids.includes(this.userId)) {
+      if (!this.#streams.has(e.conv_id)) this.#joined.add(e.conv_id)
+      this.#touch(e.conv_id)
+    }
+    if (e.change === 'removed' && e.user_ids.includes(this.userId)) this.#forget(e.conv_id)
+    else this.#fetchView(e.conv_id) // its members changed
+    this.emit('membership', e)
+  }
+
+  // ── the conversation list ────────────────────────────────────────────────────────────
+
+  /**
+   * Takes a conversation as the server shows it. A conversation new to the client starts
+   * its stream at the view's last_seq (what came before is history); one the client
+   * follows already is filled up to it. Returns that fill, if any.
+   */
+  #learn (view: ConversationView): Promise<void> | null {
+    this.#views.merge(view)
+    if (this.#followed.size < FOLLOW_CONVS) this.#touch(view.id)
+    const stream = this.#streams.get(view.id) ?? this.#stream(view.id, view.last_seq)
+    return stream.cursor < view.last_seq ? stream.fill(view.last_seq) : null
+  }
+
+  #fetchView (convId: string): void {
+    if (this.#fetchingViews.has(convId) || this.#closed) return
+    this.#fetchingViews.add(convId)
+    this.#http.request<ConversationView>('GET', `/v1/conversations/${convId}`)
+      .then(({ body }) => { if (!this.#closed) void this.#learn(body) }, () => {})
+      .finally(() => this.#fetchingViews.delete(convId))
+  }
+
+  #forget (convId: string): void {
+    this.#streams.delete(convId)
+    this.#joined.delete(convId)
+    this.#baselines.delete(convId)
+    this.#views.delete(convId)
+    this.#followed.delete(convId)
+  }
+
+  /** Unread (text from others above read_seq, not deleted), when every event above read_seq was seen here. */
+  #countUnread (view: ConversationView): number | null {
+    const baseline = this.#baselines.get(view.id)
+    const stream = this.#streams.get(view.id)
+    if (baseline === undefined || stream === undefined || view.markers.read_seq < baseline || stream.cursor < view.last_seq) return null
+    return this.#messages.list(view.id).filter(m => m.seq > view.markers.read_seq && m.sender_id !== this.userId && !m.deleted).length
+  }
+
+  /** A conversation the app uses: the connection follows its typing. */
+  #touch (convId: string): void {
+    if (this.#followed.has(convId)) return
+    this.#followed.add(convId)
+    this.#connection.current?.follow(this.#follow())
+  }
+
+  #follow (): Follow {
+    return { convIds: [...this.#followed], userIds: [...this.#watched] }
+  }
 }

@@ -8,7 +8,10 @@
 //   but never answered;
 // - hang(): a server that stops answering but keeps its connections (a Redis blocked by a
 //   slow command, a stopped process): bytes in both directions are held, connections old
-//   and new stay open, and resume() lets everything held flow on, as SIGCONT would.
+//   and new stay open, and resume() lets everything held flow on, as SIGCONT would;
+// - holdReplies(): the server's bytes to the client are held while the client's still
+//   reach the server (a send stored whose acknowledgement is lost in transit); resume()
+//   lets them flow.
 import net from 'node:net'
 
 interface Teardownable { teardown(fn: () => unknown): void }
@@ -26,6 +29,8 @@ export interface TcpProxy {
   restore(): void
   /** Holds every byte both ways on open and new connections, keeping them open. */
   hang(): void
+  /** Holds every byte from the server to the client on open and new connections; the client's bytes flow on. */
+  holdReplies(): void
   /** Ends a hang: what was held is forwarded, and traffic flows again. */
   resume(): void
   /** `url` with its host:port pointing at this proxy (path and query kept) */
@@ -40,7 +45,7 @@ export interface TcpProxy {
  */
 export async function startTcpProxy (t: Teardownable, target: { host: string, port: number }): Promise<TcpProxy> {
   const open = new Set<net.Socket>()
-  let mode: 'forward' | 'cut' | 'stall' | 'hang' = 'forward'
+  let mode: 'forward' | 'cut' | 'stall' | 'hang' | 'replies' = 'forward'
   const pairs = new Set<{ client: net.Socket, upstream: net.Socket }>()
   const flow = ({ client, upstream }: { client: net.Socket, upstream: net.Socket }): void => {
     client.pipe(upstream)
@@ -50,6 +55,10 @@ export async function startTcpProxy (t: Teardownable, target: { host: string, po
     client.unpipe(upstream)
     upstream.unpipe(client)
     client.pause()
+    upstream.pause()
+  }
+  const holdDown = ({ client, upstream }: { client: net.Socket, upstream: net.Socket }): void => {
+    upstream.unpipe(client)
     upstream.pause()
   }
   let forwarded = 0
@@ -88,7 +97,10 @@ export async function startTcpProxy (t: Teardownable, target: { host: string, po
     pairs.add(pair)
     client.on('close', () => pairs.delete(pair))
     if (mode === 'hang') hold(pair)
-    else flow(pair)
+    else if (mode === 'replies') {
+      flow(pair)
+      holdDown(pair)
+    } else flow(pair)
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -119,10 +131,19 @@ export async function startTcpProxy (t: Teardownable, target: { host: string, po
       mode = 'hang'
       for (const pair of pairs) hold(pair)
     },
+    holdReplies () {
+      mode = 'replies'
+      for (const pair of pairs) holdDown(pair)
+    },
     resume () {
-      if (mode !== 'hang') return
+      if (mode !== 'hang' && mode !== 'replies') return
+      const held = mode
       mode = 'forward'
-      for (const pair of pairs) flow(pair)
+      // after holdReplies the client's side is still piped: piping it twice would double its bytes
+      for (const pair of pairs) {
+        if (held === 'hang') flow(pair)
+        else pair.upstream.pipe(pair.client)
+      }
     },
     urlFor (url: string) {
       const u = new URL(url)
