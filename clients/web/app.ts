@@ -73,18 +73,33 @@ function showConnection ({ state, transport }: StateChange): void {
     : state === 'connecting' ? 'Connecting…' : 'Offline · reconnecting'
 }
 
+const reason = (err: unknown): string => err instanceof Error ? err.message : String(err)
+
+/** Back to the paste box, saying why; the next token submitted starts again. */
+function signInAgain (why: string): void {
+  sessionStorage.removeItem(TOKEN_KEY)
+  showAlert(why)
+  showConnection({ state: 'offline', transport: null })
+  void askForToken(null).then(start)
+}
+
 async function start (token: string): Promise<void> {
-  const client = new ThreadlineClient({
-    url: location.origin,
-    token,
-    deviceId: deviceId(),
-    // the server refused the token (expired, most likely): the user pastes a new one
-    refreshToken: async () => {
-      const fresh = await askForToken('The server refused your token (it may have expired): paste a new one.')
-      sessionStorage.setItem(TOKEN_KEY, fresh)
-      return fresh
-    }
-  })
+  let client: ThreadlineClient
+  try {
+    client = new ThreadlineClient({
+      url: location.origin,
+      token,
+      deviceId: deviceId(),
+      // the server refused the token (expired, most likely): the user pastes a new one
+      refreshToken: async () => {
+        const fresh = await askForToken('The server refused your token (it may have expired): paste a new one.')
+        sessionStorage.setItem(TOKEN_KEY, fresh)
+        return fresh
+      }
+    })
+  } catch (err) {
+    return signInAgain(`That is not a token: ${reason(err)}`)
+  }
   client.on('state', showConnection)
   client.on('error', (err) => showAlert(err instanceof Error ? err.message : `${err.code}: ${err.message}`))
   showConnection({ state: 'connecting', transport: null })
@@ -92,11 +107,7 @@ async function start (token: string): Promise<void> {
     await client.connect()
   } catch (err) {
     await client.close()
-    sessionStorage.removeItem(TOKEN_KEY)
-    showAlert(`Could not connect: ${err instanceof Error ? err.message : String(err)}`)
-    showConnection({ state: 'offline', transport: null })
-    void start(await askForToken(null))
-    return
+    return signInAgain(`Could not connect: ${reason(err)}`)
   }
   showAlert(null)
   sessionStorage.setItem(TOKEN_KEY, token)
@@ -106,7 +117,7 @@ async function start (token: string): Promise<void> {
 
   const thread = new Thread(client)
   const sidebar = new Sidebar(client, (view) => {
-    thread.open(view).catch((err: unknown) => showAlert(`Could not open the conversation: ${err instanceof Error ? err.message : String(err)}`))
+    thread.open(view).catch((err: unknown) => showAlert(`Could not open the conversation: ${reason(err)}`))
   })
   thread.onViewNeeded = (convId) => sidebar.view(convId)
   await sidebar.load()

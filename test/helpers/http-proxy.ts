@@ -1,7 +1,8 @@
 // An HTTP proxy in front of a node's HTTP port that can refuse WebSocket upgrades, as
 // some corporate proxies and firewalls do: plain requests (the page, REST, long-polls)
 // pass, `Upgrade: websocket` is answered 403 while blocked. A browser pointed at it sees
-// exactly that network: the page loads, the WebSocket handshake fails.
+// exactly that network: the page loads, the WebSocket handshake fails. cut() takes the
+// network away altogether, without the page doing anything (a device that lost signal).
 import http from 'node:http'
 import net from 'node:net'
 
@@ -14,10 +15,13 @@ export interface HttpProxy {
   readonly refused: number
   blockWebSockets(): void
   allowWebSockets(): void
+  /** Drops every connection, WebSockets included, and refuses new ones. */
+  cut(): void
 }
 
 export async function startHttpProxy (t: Teardownable, target: { host: string, port: number }): Promise<HttpProxy> {
   let blocked = false
+  let cut = false
   let refused = 0
   const sockets = new Set<net.Socket>()
   const server = http.createServer((req, res) => {
@@ -30,6 +34,7 @@ export async function startHttpProxy (t: Teardownable, target: { host: string, p
     req.pipe(upstream)
   })
   server.on('connection', (socket) => {
+    if (cut) return socket.destroy()
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
   })
@@ -62,6 +67,10 @@ export async function startHttpProxy (t: Teardownable, target: { host: string, p
     url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     get refused () { return refused },
     blockWebSockets () { blocked = true },
-    allowWebSockets () { blocked = false }
+    allowWebSockets () { blocked = false },
+    cut () {
+      cut = true
+      for (const socket of sockets) socket.destroy()
+    }
   }
 }
