@@ -12,6 +12,7 @@ import { randomId } from './ids.js'
 import { MessageStore } from './messages.js'
 import { Outbox, type Dispatcher } from './outbox.js'
 import { MemoryOutboxStorage } from './outbox-storage.js'
+import { ReceiptSender } from './receipts.js'
 import { ConversationStream, type HistoryPage } from './stream.js'
 import { Timers, type TimerHandle } from './timers.js'
 import type { Follow, Inbound, Transport } from './transport.js'
@@ -51,8 +52,6 @@ const DEFAULTS = {
 
 /** Conversations whose typing a connection follows unless the app touches more. */
 const FOLLOW_CONVS = 100
-/** Delivered receipts wait this long, so a burst of events makes one receipt. */
-const DELIVERED_DELAY_MS = 100
 /** Pages history() reads at most looking for a message among reactions and edits. */
 const HISTORY_PAGES = 10
 
@@ -83,10 +82,8 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
   /** conversations we were added to and have no stream for yet: they start at seq 0 */
   readonly #joined = new Set<string>()
   readonly #fetchingViews = new Set<string>()
-  readonly #delivered = new Map<string, number>()
-  readonly #reads = new Map<string, number>()
+  readonly #receipts: ReceiptSender
   readonly #resendAfterMs: number
-  #deliveredTimer: TimerHandle | undefined
   #resendTimer: TimerHandle | undefined
   #syncCursor: string | null = null
   #syncing: Promise<void> = Promise.resolve()
@@ -147,6 +144,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
       },
       changed: change => this.emit('typing', change)
     })
+    this.#receipts = new ReceiptSender(this.#timers, () => this.#connection.current)
     this.#views = new ConversationList({
       me: this.userId,
       messages: this.#messages,
@@ -231,9 +229,8 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
 
   /** The user has seen everything up to `seq` in the conversation. */
   markRead (convId: string, seq: number): void {
-    this.#reads.set(convId, Math.max(seq, this.#reads.get(convId) ?? 0))
     this.#views.markers(convId, { delivered_seq: seq, read_seq: seq })
-    this.#flushReceipts()
+    this.#receipts.read(convId, seq)
   }
 
   /** Throttled: call it on every keystroke; `false` when the user stops or sends. */
@@ -258,7 +255,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
     const added = userIds.filter(u => !this.#watched.has(u) && u !== this.userId)
     if (added.length === 0) return
     for (const u of added) this.#watched.add(u)
-    this.#connection.current?.follow(this.#follow())
+    void this.#connection.current?.follow(this.#follow())
     // where they are now (a user never seen online has no retained state to deliver),
     // unless the transport brought something fresher meanwhile
     const asked = this.#presenceCount
@@ -366,6 +363,8 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
     this.#syncCursor = cursor
     if (full) for (const id of this.#views.ids()) if (!seen.has(id)) this.#forget(id)
     await Promise.all(fills)
+    // typing of the conversations just learned reaches the client once this resolves
+    await this.#connection.current?.follow(this.#follow())
   }
 
   #catchUp (): void {
@@ -390,7 +389,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
     if (this.#away) t.presence('away')
     this.#outbox.flush(this.#dispatcher(t))
     this.#armResend()
-    this.#flushReceipts()
+    this.#receipts.flush()
     // gaps whose fill failed while offline
     for (const stream of this.#streams.values()) if (stream.waiting > 0) void stream.fill()
     this.#catchUp()
@@ -469,33 +468,10 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
     this.#views.applyEvent(e)
     if (e.sender_id !== this.userId) {
       this.#typing.stopped(e.conv_id, e.sender_id)
-      this.#delivered.set(e.conv_id, Math.max(e.seq, this.#delivered.get(e.conv_id) ?? 0))
-      this.#deliveredTimer ??= this.#timers.set(() => {
-        this.#deliveredTimer = undefined
-        this.#flushReceipts()
-      }, DELIVERED_DELAY_MS)
+      this.#receipts.delivered(e.conv_id, e.seq)
     }
     this.emit('event', e)
     if (message !== null) this.emit('message', structuredClone(message), e.conv_id)
-  }
-
-  #flushReceipts (): void {
-    const t = this.#connection.current
-    if (t === null) return
-    for (const [convId, seq] of this.#reads) {
-      this.#reads.delete(convId)
-      this.#delivered.delete(convId) // read implies delivered
-      t.receipt(convId, 'read', seq).catch(() => this.#retryReceipt(this.#reads, convId, seq))
-    }
-    for (const [convId, seq] of this.#delivered) {
-      this.#delivered.delete(convId)
-      t.receipt(convId, 'delivered', seq).catch(() => this.#retryReceipt(this.#delivered, convId, seq))
-    }
-  }
-
-  /** A receipt lost with its connection goes with the next one (markers are max-wins). */
-  #retryReceipt (pending: Map<string, number>, convId: string, seq: number): void {
-    if (!this.#closed && this.#connection.current === null) pending.set(convId, Math.max(seq, pending.get(convId) ?? 0))
   }
 
   #onReceipts (summary: ReceiptsSummary): void {
@@ -557,7 +533,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
   #touch (convId: string): void {
     if (this.#followed.has(convId)) return
     this.#followed.add(convId)
-    this.#connection.current?.follow(this.#follow())
+    void this.#connection.current?.follow(this.#follow())
   }
 
   #follow (): Follow {

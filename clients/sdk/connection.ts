@@ -106,7 +106,9 @@ export class Connection {
           await o.auth.refresh(token)
           continue
         }
-        if (!longpoll) mqttFailures++
+        // CONNACK 3 (the store is down) is the server answering: the path works, so it is
+        // retried like MQTT.js's reconnectOnConnackError, and is no reason to fall back
+        if (!longpoll && (err as { code?: unknown }).code !== 3) mqttFailures++
         o.state('offline', null)
         await o.timers.sleep(backoffDelay(attempt++, o.backoff))
         continue

@@ -38,6 +38,9 @@ export class LongPollTransport implements Transport {
   #follow: Follow
   #poll: AbortController | null = null
   #refollow: ReturnType<Timers['set']> | undefined
+  /** resolves once the queue that follows what follow() asked for is open */
+  #refollowed: Promise<void> | null = null
+  #refollowDone = (): void => {}
   #closed = false
 
   private constructor (http: HttpApi, timers: Timers, sink: TransportSink, params: LongPollParams) {
@@ -144,27 +147,32 @@ export class LongPollTransport implements Transport {
     this.#poll?.abort() // the state rides on the poll: poll again now rather than after the held one
   }
 
-  follow (follow: Follow): void {
+  follow (follow: Follow): Promise<void> {
     const known = (a: readonly string[], b: readonly string[]): boolean => b.every(x => a.includes(x))
-    if (known(this.#follow.convIds, follow.convIds) && known(this.#follow.userIds, follow.userIds)) return
+    if (known(this.#follow.convIds, follow.convIds) && known(this.#follow.userIds, follow.userIds)) return this.#refollowed ?? Promise.resolve()
     this.#follow = { convIds: [...follow.convIds], userIds: [...follow.userIds] }
     // A queue's follows are fixed when it opens: open another (which ends this one). A
     // burst of follow() calls makes one new queue.
     this.#timers.clear(this.#refollow)
+    this.#refollowed ??= new Promise<void>(resolve => { this.#refollowDone = resolve })
     this.#refollow = this.#timers.set(() => {
       this.#refollow = undefined
-      if (this.#closed) return
+      const done = this.#refollowDone
+      this.#refollowed = null
+      if (this.#closed) return done()
       this.#openQueue().then(() => {
         this.#poll?.abort()
         this.#sink.reopened()
-      }, (err: Error) => this.#fail(err))
+      }, (err: Error) => this.#fail(err)).finally(done)
     }, 50)
+    return this.#refollowed
   }
 
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     this.#timers.clear(this.#refollow)
+    this.#refollowDone()
     this.#poll?.abort()
     // the device stops counting as connected now rather than after the linger; a server
     // that does not answer is not waited for

@@ -91,7 +91,7 @@ export class MqttTransport implements Transport {
       void client.endAsync(true).catch(() => {})
       sink.down(new Error('the MQTT connection closed'))
     })
-    transport.follow(params.follow)
+    void transport.follow(params.follow)
     return transport
   }
 
@@ -112,19 +112,24 @@ export class MqttTransport implements Transport {
     this.#client.publish(`user/${this.#userId}/presence`, JSON.stringify({ state }), { qos: 0 }, () => {})
   }
 
-  follow ({ convIds, userIds }: Follow): void {
+  follow ({ convIds, userIds }: Follow): Promise<void> {
     // One SUBSCRIBE per filter: a SUBACK 0x80 for one (a conversation left, a user who
     // hides their presence) must not fail the others.
+    const subscribing: Array<Promise<unknown>> = []
+    const subscribe = (filter: string): void => {
+      subscribing.push(this.#client.subscribeAsync(filter, { qos: 0 }).catch(() => {}))
+    }
     for (const c of convIds) {
       if (this.#typing.has(c)) continue
       this.#typing.add(c)
-      this.#client.subscribe(`conv/${c}/typing`, { qos: 0 }, () => {})
+      subscribe(`conv/${c}/typing`)
     }
     for (const u of userIds) {
       if (this.#presence.has(u) || u === this.#userId) continue
       this.#presence.add(u)
-      this.#client.subscribe(`presence/${u}`, { qos: 0 }, () => {})
+      subscribe(`presence/${u}`)
     }
+    return Promise.all(subscribing).then(() => {})
   }
 
   async close (): Promise<void> {

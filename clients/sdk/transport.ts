@@ -40,7 +40,8 @@ export interface Transport {
   receipt (convId: string, status: 'delivered' | 'read', seq: number): Promise<void>
   typing (convId: string, typing: boolean): Promise<void>
   presence (state: 'active' | 'away'): void
-  follow (follow: Follow): void
+  /** Resolves once the transport carries what it was asked to follow. */
+  follow (follow: Follow): Promise<void>
   close (): Promise<void>
 }
 
