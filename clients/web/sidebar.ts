@@ -87,6 +87,9 @@ export class Sidebar {
     const me = this.#client.userId
     const views = [...this.#views.values()].sort((a, b) => activity(b).localeCompare(activity(a)))
     this.#empty.hidden = views.length > 0
+    // the tab's title counts what waits elsewhere, as chat apps do
+    const waiting = views.reduce((n, v) => n + (v.id === this.#openId ? 0 : v.unread_count), 0)
+    document.title = waiting > 0 ? `(${waiting}) Threadline` : 'Threadline'
     const items = views.map(v => {
       const other = v.type === 'direct' ? othersIn(v, me)[0] : undefined
       const presence = other !== undefined ? this.#client.presenceOf(other)?.state ?? 'unknown' : null
@@ -100,7 +103,7 @@ export class Sidebar {
           h('button', { type: 'button', 'data-conv': view.id, 'aria-current': open ? 'true' : undefined },
             presence !== null && h('span', { class: 'presence', 'data-state': presence, role: 'img', 'aria-label': presence === 'unknown' ? 'presence unknown' : presence }),
             h('span', { class: 'name' }, titleOf(view, me)),
-            unread > 0 && h('span', { class: 'unread', 'aria-label': `${unread} unread` }, String(unread)),
+            unread > 0 && h('span', { class: 'unread' }, String(unread), h('span', { class: 'visually-hidden' }, ' unread')),
             h('span', { class: 'preview' }, view.last_message !== null ? `${view.last_message.sender_id === me ? 'You: ' : ''}${view.last_message.text}` : 'No messages yet')))
       })
   }

@@ -39,6 +39,7 @@ t.test('a token pasted into the sign-in box; 60 messages shown 50 at first, the 
   const item = page.locator('#conversations button', { hasText: 'bob' })
   await item.locator('.unread', { hasText: '60' }).waitFor()
   t.match(await item.innerText(), /message 60/)
+  t.equal(await page.title(), '(60) Threadline', 'the tab\'s title counts the unread')
   await item.click()
   const texts = page.locator('#messages li.msg .text')
   await page.locator('#messages li.msg', { hasText: 'message 60' }).waitFor()
@@ -51,6 +52,7 @@ t.test('a token pasted into the sign-in box; 60 messages shown 50 at first, the 
   t.same((await texts.allInnerTexts()).slice(0, 3), ['message 1', 'message 2', 'message 3'], 'in seq order')
   await older.waitFor({ state: 'hidden' })
   await item.locator('.unread').waitFor({ state: 'detached' })
+  t.equal(await page.title(), 'Threadline')
 
   t.same(errors, [], 'no errors in the page')
 })
