@@ -7,13 +7,14 @@ import { Auth } from './auth.js'
 import { Connection } from './connection.js'
 import { ConversationList } from './conversations.js'
 import { TypedEmitter } from './emitter.js'
-import { HttpApi, ThreadlineApiError } from './http.js'
+import { HttpApi, ThreadlineApiError, ThreadlineSendError } from './http.js'
 import { randomId } from './ids.js'
 import { MessageStore } from './messages.js'
 import { Outbox, type Dispatcher } from './outbox.js'
 import { MemoryOutboxStorage } from './outbox-storage.js'
 import { ReceiptSender } from './receipts.js'
-import { ConversationStream, type HistoryPage } from './stream.js'
+import type { HistoryPage } from './stream.js'
+import { Streams } from './streams.js'
 import { Timers, type TimerHandle } from './timers.js'
 import type { Follow, Inbound, Transport } from './transport.js'
 import { Typing } from './typing.js'
@@ -69,9 +70,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
   readonly #outbox: Outbox
   readonly #messages = new MessageStore()
   readonly #typing: Typing
-  readonly #streams = new Map<string, ConversationStream>()
-  /** the cursor each stream started from: events below it were never seen live */
-  readonly #baselines = new Map<string, number>()
+  readonly #streams: Streams
   readonly #views: ConversationList
   readonly #presence = new Map<string, PresenceChange>()
   /** when (in presence changes received) each user's last change came */
@@ -79,8 +78,6 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
   #presenceCount = 0
   readonly #watched = new Set<string>()
   readonly #followed = new Set<string>()
-  /** conversations we were added to and have no stream for yet: they start at seq 0 */
-  readonly #joined = new Set<string>()
   readonly #fetchingViews = new Set<string>()
   readonly #receipts: ReceiptSender
   readonly #resendAfterMs: number
@@ -144,7 +141,14 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
       },
       changed: change => this.emit('typing', change)
     })
-    this.#receipts = new ReceiptSender(this.#timers, () => this.#connection.current)
+    this.#receipts = new ReceiptSender(this.#timers, () => this.#connection.current, err => this.emit('error', err))
+    this.#streams = new Streams({
+      http: this.#http,
+      timers: this.#timers,
+      release: e => this.#release(e),
+      met: convId => { if (!this.#views.has(convId)) this.#fetchView(convId) },
+      online: () => this.#connection.current !== null
+    })
     this.#views = new ConversationList({
       me: this.userId,
       messages: this.#messages,
@@ -176,6 +180,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
     if (this.#closed) return
     this.#closed = true
     await this.#connection.close()
+    this.#receipts.close()
     this.#timers.close()
     await this.#outbox.saved()
     this.#setState('offline', null)
@@ -200,6 +205,34 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
 
   delete (convId: string, targetSeq: number): OutboxEntry {
     return this.#queue(convId, 'delete', { target_seq: targetSeq })
+  }
+
+  /**
+   * Resolves with the entry once the server stored it (status `sent` or later); rejects
+   * with a ThreadlineSendError carrying its code when the server refused it, or an Error
+   * when the client closes first. For scripts that must know a send landed before they exit.
+   */
+  sent (tempId: string): Promise<OutboxEntry> {
+    return new Promise((resolve, reject) => {
+      const check = (entry: OutboxEntry | undefined): boolean => {
+        if (entry === undefined || entry.temp_id !== tempId || entry.status === 'pending') return false
+        this.off('outbox', onChange)
+        this.off('state', onState)
+        if (entry.status === 'failed') reject(new ThreadlineSendError(entry))
+        else resolve(entry)
+        return true
+      }
+      const onChange = (entry: OutboxEntry): void => { check(entry) }
+      const onState = (): void => {
+        if (!this.#closed) return
+        this.off('outbox', onChange)
+        this.off('state', onState)
+        reject(new Error('the client closed before the send was answered'))
+      }
+      if (check(this.#outbox.find(tempId))) return
+      this.on('outbox', onChange)
+      this.on('state', onState)
+    })
   }
 
   /** Entries not yet settled for good: pending, sent, delivered, and failed ones. */
@@ -227,10 +260,14 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
 
   // ── receipts, typing, presence ───────────────────────────────────────────────────────
 
-  /** The user has seen everything up to `seq` in the conversation. */
-  markRead (convId: string, seq: number): void {
+  /**
+   * The user has seen everything up to `seq` in the conversation. The unread count drops at
+   * once; the promise resolves when the server has the receipt (or refused it: see
+   * 'error'), which a process about to exit waits for. It never rejects.
+   */
+  markRead (convId: string, seq: number): Promise<void> {
     this.#views.markers(convId, { delivered_seq: seq, read_seq: seq })
-    this.#receipts.read(convId, seq)
+    return this.#receipts.read(convId, seq)
   }
 
   /** Throttled: call it on every keystroke; `false` when the user stops or sends. */
@@ -291,7 +328,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
 
   async createConversation (options: CreateConversationOptions): Promise<Conversation> {
     const { body } = await this.#http.request<Conversation>('POST', '/v1/conversations', { body: options })
-    if (!this.#streams.has(body.id)) this.#joined.add(body.id)
+    this.#streams.joined(body.id)
     this.#touch(body.id)
     return body
   }
@@ -390,8 +427,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
     this.#outbox.flush(this.#dispatcher(t))
     this.#armResend()
     this.#receipts.flush()
-    // gaps whose fill failed while offline
-    for (const stream of this.#streams.values()) if (stream.waiting > 0) void stream.fill()
+    this.#streams.refill()
     this.#catchUp()
   }
 
@@ -430,37 +466,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
   #onEvent (e: EventEnvelope): void {
     if (typeof e.conv_id !== 'string' || !Number.isSafeInteger(e.seq) || e.seq < 1) return
     this.#outbox.onEvent(e, this.userId)
-    this.#stream(e.conv_id, e.seq - 1).offer(e)
-  }
-
-  /** The stream of a conversation; a new one starts at `cursor` (or 0 for one just joined). */
-  #stream (convId: string, cursor: number): ConversationStream {
-    let stream = this.#streams.get(convId)
-    if (stream === undefined) {
-      const start = this.#joined.delete(convId) ? 0 : Math.max(0, cursor)
-      stream = new ConversationStream(convId, start, {
-        fetchAfter: (c, afterSeq, limit) => this.#fetchAfter(c, afterSeq, limit),
-        release: e => this.#release(e),
-        fillFailed: (c) => this.#fillFailed(c)
-      })
-      this.#streams.set(convId, stream)
-      this.#baselines.set(convId, start)
-      if (!this.#views.has(convId)) this.#fetchView(convId)
-    }
-    return stream
-  }
-
-  async #fetchAfter (convId: string, afterSeq: number, limit: number): Promise<HistoryPage> {
-    const { body } = await this.#http.request<HistoryPage>('GET', `/v1/conversations/${convId}/events`, { query: { after_seq: afterSeq, limit } })
-    return body
-  }
-
-  #fillFailed (convId: string): void {
-    // offline: the next connection's catch-up fills it; online (a 503): try again soon
-    this.#timers.set(() => {
-      const stream = this.#streams.get(convId)
-      if (stream !== undefined && stream.waiting > 0 && this.#connection.current !== null) void stream.fill()
-    }, 1000)
+    this.#streams.offer(e)
   }
 
   #release (e: EventEnvelope): void {
@@ -483,7 +489,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
 
   #onMembership (e: MembershipEnvelope): void {
     if (e.change === 'added' && e.user_ids.includes(this.userId)) {
-      if (!this.#streams.has(e.conv_id)) this.#joined.add(e.conv_id)
+      this.#streams.joined(e.conv_id)
       this.#touch(e.conv_id)
     }
     if (e.change === 'removed' && e.user_ids.includes(this.userId)) this.#forget(e.conv_id)
@@ -501,8 +507,7 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
   #learn (view: ConversationView): Promise<void> | null {
     this.#views.merge(view)
     if (this.#followed.size < FOLLOW_CONVS) this.#touch(view.id)
-    const stream = this.#streams.get(view.id) ?? this.#stream(view.id, view.last_seq)
-    return stream.cursor < view.last_seq ? stream.fill(view.last_seq) : null
+    return this.#streams.reached(view.id, view.last_seq)
   }
 
   #fetchView (convId: string): void {
@@ -514,18 +519,14 @@ export class ThreadlineClient extends TypedEmitter<ClientEvents> {
   }
 
   #forget (convId: string): void {
-    this.#streams.delete(convId)
-    this.#joined.delete(convId)
-    this.#baselines.delete(convId)
+    this.#streams.forget(convId)
     this.#views.delete(convId)
     this.#followed.delete(convId)
   }
 
   /** Unread (text from others above read_seq, not deleted), when every event above read_seq was seen here. */
   #countUnread (view: ConversationView): number | null {
-    const baseline = this.#baselines.get(view.id)
-    const stream = this.#streams.get(view.id)
-    if (baseline === undefined || stream === undefined || view.markers.read_seq < baseline || stream.cursor < view.last_seq) return null
+    if (!this.#streams.sawAllAbove(view.id, view.markers.read_seq, view.last_seq)) return null
     return this.#messages.list(view.id).filter(m => m.seq > view.markers.read_seq && m.sender_id !== this.userId && !m.deleted).length
   }
 

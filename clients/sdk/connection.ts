@@ -100,8 +100,9 @@ export class Connection {
       } catch (err) {
         if (this.#closed) return
         if (err instanceof AuthRefused) {
-          // the first refusal may be an expired token: renew it once and try at once
-          if (refreshed || !o.auth.canRefresh) throw err
+          // the first refusal may be an expired token: renew it once and try at once (a
+          // 401 comes after HttpApi already renewed it once: it is final)
+          if (refreshed || !o.auth.canRefresh || err.code === 401) throw err
           refreshed = true
           await o.auth.refresh(token)
           continue

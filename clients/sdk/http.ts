@@ -1,6 +1,7 @@
 // The REST sidecar as the SDK calls it: JSON in and out, the bearer token on every request,
 // one retry with a fresh token after a 401, and every failure as a ThreadlineApiError.
 import type { Auth } from './auth.js'
+import type { OutboxEntry } from './types.js'
 
 /** A failed HTTP call: `status` 0 when the server could not be reached at all. */
 export class ThreadlineApiError extends Error {
@@ -12,6 +13,16 @@ export class ThreadlineApiError extends Error {
   /** Worth trying again later: the network, or a server that said so (503, 5xx). */
   get retryable (): boolean {
     return this.status === 0 || this.status === 429 || this.status >= 500
+  }
+}
+
+/** A send the server refused (outbox status `failed`): `code` is its error code. */
+export class ThreadlineSendError extends Error {
+  readonly code: string
+  constructor (readonly entry: OutboxEntry) {
+    super(`the server refused the send: ${entry.error?.code ?? 'failed'}: ${entry.error?.message ?? ''}`)
+    this.name = 'ThreadlineSendError'
+    this.code = entry.error?.code ?? 'failed'
   }
 }
 

@@ -5,6 +5,9 @@
 import type { FoldedMessage } from '../../schemas/index.js'
 import type { EventEnvelope, Message } from './types.js'
 
+/** Messages held per conversation; past it the oldest go (history() brings them back). */
+export const MAX_HELD = 5000
+
 export class MessageStore {
   readonly #byConv = new Map<string, Map<number, Message>>()
 
@@ -30,6 +33,7 @@ export class MessageStore {
         return held
       }
       conv.set(e.seq, message)
+      trim(conv)
       return message
     }
     const target = e.target_seq === undefined ? undefined : conv.get(e.target_seq)
@@ -50,13 +54,15 @@ export class MessageStore {
   /** Adds messages folded by the server (history); ones already held are kept as they are. */
   merge (convId: string, folded: FoldedMessage[]): Message[] {
     const conv = this.#conv(convId)
-    return folded.map((f) => {
+    const merged = folded.map((f) => {
       const held = conv.get(f.seq)
       if (held !== undefined) return held
       const message: Message = { ...f, reactions: { ...f.reactions }, conv_id: convId }
       conv.set(f.seq, message)
       return message
     })
+    trim(conv)
+    return merged
   }
 
   get (convId: string, seq: number): Message | undefined {
@@ -76,6 +82,13 @@ export class MessageStore {
     if (conv === undefined) this.#byConv.set(convId, (conv = new Map()))
     return conv
   }
+}
+
+/** A long-running client (a tail, an open tab) keeps a bounded window of each conversation. */
+function trim (conv: Map<number, Message>): void {
+  if (conv.size <= MAX_HELD) return
+  const oldest = [...conv.keys()].sort((a, b) => a - b).slice(0, conv.size - MAX_HELD)
+  for (const seq of oldest) conv.delete(seq)
 }
 
 /** One reaction per user: the new one replaces the old, `null` takes it back. */

@@ -34,6 +34,8 @@ export class Outbox {
   readonly #sentAt = new Map<string, number>()
   /** the highest markers of other members, per conversation */
   readonly #peers = new Map<string, { delivered: number, read: number }>()
+  /** entries that left the outbox lately, for find() */
+  readonly #gone = new Map<string, OutboxEntry>()
   #saving: Promise<void> = Promise.resolve()
   #chain: Promise<void> = Promise.resolve()
 
@@ -45,6 +47,13 @@ export class Outbox {
     for (const e of await this.#opts.storage.load()) {
       if (e.status === 'pending' && !this.#entries.has(key(e.conv_id, e.client_msg_id))) this.#entries.set(key(e.conv_id, e.client_msg_id), { ...e })
     }
+  }
+
+  /** An entry by its temp id, also one settled for good lately (read, or sent when not text). */
+  find (tempId: string): OutboxEntry | undefined {
+    for (const e of this.#entries.values()) if (e.temp_id === tempId) return { ...e }
+    const gone = this.#gone.get(tempId)
+    return gone === undefined ? undefined : { ...gone }
   }
 
   list (): OutboxEntry[] {
@@ -146,14 +155,23 @@ export class Outbox {
     Object.assign(entry, change)
     const k = key(entry.conv_id, entry.client_msg_id)
     // read is final, and only text messages get ticks after sent
-    if (entry.status === 'read' || (entry.status === 'sent' && entry.type !== 'text')) this.#entries.delete(k)
+    if (entry.status === 'read' || (entry.status === 'sent' && entry.type !== 'text')) this.#leave(k, entry)
     this.#trim()
     this.#opts.changed({ ...entry })
   }
 
   #trim (): void {
     const settled = [...this.#entries.entries()].filter(([, e]) => e.status !== 'pending')
-    for (const [k] of settled.slice(0, Math.max(0, settled.length - KEEP_SETTLED))) this.#entries.delete(k)
+    for (const [k, e] of settled.slice(0, Math.max(0, settled.length - KEEP_SETTLED))) this.#leave(k, e)
+  }
+
+  #leave (k: string, entry: OutboxEntry): void {
+    this.#entries.delete(k)
+    this.#gone.set(entry.temp_id, entry)
+    for (const old of this.#gone.keys()) {
+      if (this.#gone.size <= KEEP_SETTLED) break
+      this.#gone.delete(old)
+    }
   }
 
   /** Saves the pending entries; saves run one after another, so the last one wins. */

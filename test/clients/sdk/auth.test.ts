@@ -55,18 +55,21 @@ t.test('an HTTP call answered 401 asks for a fresh token and is repeated with it
   t.match(conv, { type: 'direct' }, 'the call went through')
 })
 
-t.test('a refused token with no refreshToken(), or refused again after it, makes connect() reject', async (t) => {
-  const node = await startNode(t)
-  const alice = userId('alice')
-  const plain = sdkClient(t, node, alice, { token: forged(token(node, alice)) })
-  const errors: unknown[] = []
-  plain.on('error', err => errors.push(err))
-  await t.rejects(withTimeout(plain.connect(), 'connect'), { name: 'AuthRefused', code: 4 }, 'no refreshToken(): the refusal (CONNACK 4) is final')
-  t.equal(plain.state, 'offline')
-  t.equal(errors.length, 1, "and reported on 'error'")
+for (const transport of ['mqtt', 'longpoll'] as const) {
+  t.test(`over ${transport}, a refused token with no refreshToken(), or refused again after it, makes connect() reject`, async (t) => {
+    const node = await startNode(t)
+    const alice = userId('alice')
+    const refusal = { name: 'AuthRefused', code: transport === 'mqtt' ? 4 : 401 }
+    const plain = sdkClient(t, node, alice, { transport, token: forged(token(node, alice)) })
+    const errors: unknown[] = []
+    plain.on('error', err => errors.push(err))
+    await t.rejects(withTimeout(plain.connect(), 'connect'), refusal, 'no refreshToken(): the refusal is final')
+    t.equal(plain.state, 'offline')
+    t.equal(errors.length, 1, "and reported on 'error'")
 
-  let asked = 0
-  const stubborn = sdkClient(t, node, alice, { deviceId: 'other', token: forged(token(node, alice)), refreshToken: async () => { asked++; return forged(token(node, alice)) } })
-  await t.rejects(withTimeout(stubborn.connect(), 'connect'), { name: 'AuthRefused', code: 4 }, 'a fresh token refused too: final')
-  t.equal(asked, 1, 'after asking once')
-})
+    let asked = 0
+    const stubborn = sdkClient(t, node, alice, { transport, deviceId: 'other', token: forged(token(node, alice)), refreshToken: async () => { asked++; return forged(token(node, alice)) } })
+    await t.rejects(withTimeout(stubborn.connect(), 'connect'), refusal, 'a fresh token refused too: final')
+    t.equal(asked, 1, 'after asking once')
+  })
+}

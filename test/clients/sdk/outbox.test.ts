@@ -44,13 +44,15 @@ t.test('send() returns pending at once, then sent with its seq, delivered and re
 
   const [event] = await nextEvent(b, 'event', e => e.client_msg_id === entry.client_msg_id)
   await nextEvent(a, 'outbox', e => e.temp_id === entry.temp_id && e.status === 'delivered')
-  b.markRead(conv.id, event.seq)
-  const [read] = await nextEvent(a, 'outbox', e => e.temp_id === entry.temp_id && e.status === 'read')
+  const read = nextEvent(a, 'outbox', e => e.temp_id === entry.temp_id && e.status === 'read')
+  await b.markRead(conv.id, event.seq)
+  t.pass('markRead() resolves once the server has the receipt')
+  const [readEntry] = await read
 
   const mine = statuses.got.map(([e]) => e).filter(e => e.temp_id === entry.temp_id)
   t.same(mine.map(e => e.status), ['pending', 'sent', 'delivered', 'read'], 'each status once, in order')
   t.equal(mine[1]!.seq, event.seq, 'sent carries the seq the server gave it')
-  t.equal(read.seq, event.seq)
+  t.equal(readEntry.seq, event.seq)
   t.same(a.outbox(), [], 'a read entry leaves the outbox')
   t.same((await stored(node, alice, conv.id)).map(e => e.text), ['hello bob'], 'stored once')
 })
@@ -76,6 +78,11 @@ for (const transport of ['mqtt', 'longpoll'] as const) {
     t.equal(failed2.error?.code, 'too_large', 'over 4000 code points: too_large')
     t.equal(sent.seq, 1, 'the next send is stored, as the first event')
     t.same(a.outbox().filter(e => e.status === 'failed').map(e => e.temp_id).sort(), [notMine.temp_id, tooLong.temp_id].sort(), 'failed entries stay listed for the app to show')
+    // the same answers for a script that awaits them
+    await t.rejects(a.sent(notMine.temp_id), { name: 'ThreadlineSendError', code: 'not_member' }, 'sent() rejects with the code')
+    t.match(await a.sent(fine.temp_id), { status: 'sent', seq: 1 }, 'sent() resolves with the stored entry')
+    const next = a.send(ours, 'awaited')
+    t.match(await a.sent(next.temp_id), { status: 'sent', seq: 2 }, 'also when awaited before the answer')
   })
 }
 
