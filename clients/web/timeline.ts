@@ -59,6 +59,13 @@ const higher = (a: Mark, b: Mark): Mark => {
   return RANK[a] >= RANK[b] ? a : b
 }
 
+/**
+ * What the outbox knows: pending, stored, refused. Its `delivered`/`read` mean "by some
+ * other member"; the page's ticks mean every other member (Markers), which in a direct
+ * conversation is the same.
+ */
+const outboxMark = (entry: OutboxEntry): Mark => entry.status === 'delivered' || entry.status === 'read' ? 'sent' : entry.status
+
 export interface TimelineInput {
   me: string
   convId: string
@@ -86,7 +93,7 @@ export function timeline (input: TimelineInput): TimelineItem[] {
     let mark: Mark | null = null
     if (own) {
       mark = input.markers.markOf(input.convId, m.seq, input.others)
-      if (entry !== undefined) mark = higher(mark, entry.status)
+      if (entry !== undefined) mark = higher(mark, outboxMark(entry))
     }
     const key = entry?.client_msg_id ?? m.client_msg_id ?? `seq:${m.seq}`
     shown.add(key)
@@ -119,7 +126,7 @@ export function timeline (input: TimelineInput): TimelineItem[] {
       deleted: false,
       reactions: {},
       ts: e.ts ?? null,
-      mark: stored ? higher(input.markers.markOf(input.convId, e.seq as number, input.others), e.status) : e.status,
+      mark: stored ? higher(input.markers.markOf(input.convId, e.seq as number, input.others), outboxMark(e)) : outboxMark(e),
       error: e.error !== undefined ? `${e.error.code}: ${e.error.message}` : null
     })
   }

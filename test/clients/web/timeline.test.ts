@@ -54,6 +54,13 @@ t.test('stored messages in seq order, then sends waiting for a seq; a send keeps
   t.same(arrived.map(i => [i.key, i.seq, i.mark]), [['seq:1', 1, 'delivered'], ['seq:2', 2, null], ['c1', 3, 'delivered']], 'same key: the bubble is updated, not replaced')
 })
 
+t.test('in a group, the outbox saying "read" (by someone) is not read by all', async (t) => {
+  const markers = new Markers()
+  markers.apply({ t: 'receipts', conv_id: CONV, markers: [{ user_id: 'bob', delivered_seq: 1, read_seq: 1 }, { user_id: 'carol', delivered_seq: 1, read_seq: 0 }] })
+  const [item] = timeline({ me: 'ann', convId: CONV, others: ['bob', 'carol'], markers, messages: [msg(1, 'ann', 'hi all', { client_msg_id: 'g1' })], outbox: [entry('g1', 'hi all', { status: 'read', seq: 1 })] })
+  t.equal(item?.mark, 'delivered', 'carol got it but has not read it')
+})
+
 t.test('an outbox entry of another conversation, or a reaction, is not a bubble here', async (t) => {
   const items = timeline({
     me: 'ann',
