@@ -7,6 +7,9 @@ import { PLUGINS } from './plugins.js'
 
 export type OpenTopicsPolicy = 'none' | 'authenticated' | 'anonymous'
 
+/** Which web origins may call the REST API from a browser: any, or exactly these (none when empty). */
+export type CorsOrigins = '*' | readonly string[]
+
 export interface Config {
   readonly mqttPort: number
   readonly httpPort: number
@@ -19,6 +22,8 @@ export interface Config {
   /** null → tokens' `aud` is not checked */
   readonly jwtAudience: string | null
   readonly openTopics: OpenTopicsPolicy
+  /** origins whose pages may read REST answers (CORS); the MQTT WebSocket is not governed by it */
+  readonly corsOrigins: CorsOrigins
   readonly databaseUrl: string | null
   readonly redisUrl: string | null
   readonly maxPayloadBytes: number
@@ -96,6 +101,30 @@ function claim (env: Env, name: string): string | null {
   return raw
 }
 
+/**
+ * `*`, `none`, or a comma-separated list of origins (`https://app.example.com`). An
+ * origin as browsers send it has no path, so `https://app.example.com/` would never match
+ * one: refused with the fix rather than silently matching nothing.
+ */
+function corsOrigins (env: Env, name: string): CorsOrigins {
+  const raw = text(env, name)
+  if (raw === undefined || raw === '*') return '*'
+  if (raw === 'none') return Object.freeze([])
+  const origins = raw.split(',').map(o => o.trim()).filter(o => o !== '')
+  for (const origin of origins) {
+    let parsed: URL | null = null
+    try { parsed = new URL(origin) } catch {}
+    if (parsed === null || !['http:', 'https:'].includes(parsed.protocol)) {
+      throw new ConfigError(name, `${JSON.stringify(origin)} is not an origin: expected \`*\`, \`none\` or origins such as https://app.example.com, separated by commas`)
+    }
+    if (parsed.origin !== origin) {
+      throw new ConfigError(name, `${JSON.stringify(origin)} is not an origin as browsers send it: use ${parsed.origin}`)
+    }
+  }
+  if (origins.length === 0) throw new ConfigError(name, 'lists no origin')
+  return Object.freeze(origins)
+}
+
 function url (env: Env, name: string, protocols: readonly string[]): string | null {
   const raw = text(env, name)
   if (raw === undefined) return null
@@ -146,6 +175,7 @@ export function loadConfig (env: Env = process.env, plugins: ReadonlyArray<Threa
     jwtIssuer: claim(env, 'THREADLINE_JWT_ISSUER'),
     jwtAudience: claim(env, 'THREADLINE_JWT_AUDIENCE'),
     openTopics: oneOf(env, 'THREADLINE_OPEN_TOPICS', ['none', 'authenticated', 'anonymous'] as const, 'none'),
+    corsOrigins: corsOrigins(env, 'THREADLINE_CORS_ORIGINS'),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     maxPayloadBytes,

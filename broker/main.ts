@@ -2,6 +2,7 @@
 import { ConfigError, loadConfig } from './config.js'
 import { createLogger } from './logger.js'
 import { startThreadline } from './server.js'
+import { WebBundle } from '../sync-api/web/bundle.js'
 
 async function main (): Promise<void> {
   let config
@@ -15,7 +16,15 @@ async function main (): Promise<void> {
     throw err
   }
   const log = createLogger(config.logLevel)
-  const node = await startThreadline(config, log)
+  // the web page is built (when its sources changed) while the node starts, so its first
+  // visitor doesn't wait for it; a failed build costs the page only, never the node
+  const web = new WebBundle()
+  const started = Date.now()
+  web.ready().then(
+    () => log.info({ dir: web.outDir, ms: Date.now() - started }, 'web page ready at /'),
+    (err: unknown) => log.error({ err }, 'the web page could not be built: / answers 503, everything else works')
+  )
+  const node = await startThreadline(config, log, { web })
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return

@@ -20,6 +20,7 @@ import { createTokenService, TOKENS_SERVICE, type TokenService } from '../core/t
 import { SEND_SERVICE, SendService } from '../core/messages/send-service.js'
 import { Services } from '../core/services.js'
 import { buildApp } from '../sync-api/app.js'
+import type { WebBundle } from '../sync-api/web/bundle.js'
 
 export interface Threadline {
   readonly config: Config
@@ -42,6 +43,8 @@ export interface Threadline {
 export interface StartOptions {
   /** the node's plugins (broker/plugins.ts); a test adds its own here and to loadConfig */
   readonly plugins?: ReadonlyArray<ThreadlinePlugin<unknown>>
+  /** the web page at `/`; by default built from clients/web into dist/web when first asked for */
+  readonly web?: WebBundle
 }
 
 export async function startThreadline (config: Config, log: Logger = createLogger(config.logLevel), opts: StartOptions = {}): Promise<Threadline> {
@@ -119,6 +122,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       publish,
       sends,
       routes: registry.routes,
+      web: opts.web,
       checks: state.ping !== null ? [{ name: 'redis', check: state.ping }] : []
     })
     cleanups.push(() => app.close())

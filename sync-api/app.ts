@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { SyncApiDeps } from './deps.js'
 import auth from './plugins/auth.js'
+import cors from './plugins/cors.js'
 import docs from './plugins/docs.js'
 import errors from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
@@ -14,7 +15,9 @@ import { meRoutes } from './routes/me.js'
 import { membersRoutes } from './routes/members.js'
 import { messagesRoutes } from './routes/messages.js'
 import { syncRoutes } from './routes/sync.js'
+import { webRoutes } from './routes/web.js'
 import { schemaErrorFormatter, validatorCompiler } from './validation.js'
+import { WebBundle } from './web/bundle.js'
 
 const API_VERSION = '1.0.0'
 
@@ -28,8 +31,10 @@ export async function buildApp (deps: SyncApiDeps): Promise<FastifyInstance> {
 
   await app.register(errors, { bodyLimit: deps.config.maxPayloadBytes })
   await app.register(jsonBody)
+  await app.register(cors, { origins: deps.config.corsOrigins })
   await app.register(docs, { version: API_VERSION })
   await app.register(healthRoutes, { deps })
+  await app.register(webRoutes, { bundle: deps.web ?? new WebBundle() })
   await app.register(async (v1) => {
     await v1.register(auth, { tokens: deps.tokens, store: deps.store })
     await v1.register(meRoutes, { deps })

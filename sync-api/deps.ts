@@ -7,6 +7,7 @@ import type { MembershipCache } from '../broker/membership.js'
 import type { Store } from '../broker/store/index.js'
 import type { TokenService } from '../core/tokens.js'
 import type { SendService } from '../core/messages/send-service.js'
+import type { WebBundle } from './web/bundle.js'
 
 export interface SyncApiDeps {
   readonly config: Config
@@ -21,4 +22,6 @@ export interface SyncApiDeps {
   readonly routes?: readonly FastifyPluginAsync[]
   /** Readiness of parts besides the store (Redis), for /readyz. */
   readonly checks: ReadonlyArray<{ name: string, check: () => Promise<void> }>
+  /** the web page at `/`; built into dist/web when first asked for unless given */
+  readonly web?: WebBundle
 }

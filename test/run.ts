@@ -1,10 +1,12 @@
 // `npm test`: start throwaway PostgreSQL and Redis (unless DATABASE_URL / REDIS_URL point at
-// servers already), make a test CA (services/tls.ts), run tap with any extra CLI args, print
+// servers already), make a test CA (services/tls.ts), find (or install) chromium when the
+// browser tests are in the run (services/chromium.ts), run tap with any extra CLI args, print
 // "N passed, M failed", stop everything.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ensureChromium, runsBrowserTests } from './services/chromium.js'
 import { ensurePackages } from './services/debian.js'
 import { startPostgres } from './services/postgres.js'
 import { startRedis } from './services/redis.js'
@@ -50,6 +52,11 @@ async function main (args: string[]): Promise<number> {
   const ca = await makeTestCa(defer, env.NODE_EXTRA_CA_CERTS)
   env.NODE_EXTRA_CA_CERTS = ca.caBundle
   env.TEST_TLS_DIR = ca.dir
+  checkInterrupted()
+  if (runsBrowserTests(args, root) && !env.THREADLINE_TEST_CHROMIUM) {
+    env.THREADLINE_TEST_CHROMIUM = await ensureChromium()
+    console.error(`[test] browser tests use ${env.THREADLINE_TEST_CHROMIUM}`)
+  }
   checkInterrupted()
   return runTap(args, env)
 }

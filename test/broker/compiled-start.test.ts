@@ -23,7 +23,7 @@ const npmCli = process.env.npm_execpath ?? path.join(path.dirname(process.execPa
 async function freshClone (): Promise<string> {
   const dir = await tempDir(t)
   for (const file of ['package.json', 'tsconfig.json', 'tsconfig.build.json']) await cp(path.join(root, file), path.join(dir, file))
-  for (const sub of SERVER_DIRS) await cp(path.join(root, sub), path.join(dir, sub), { recursive: true })
+  for (const sub of [...SERVER_DIRS, 'clients']) await cp(path.join(root, sub), path.join(dir, sub), { recursive: true })
   await mkdir(path.join(dir, 'node_modules'))
   for (const entry of await readdir(path.join(root, 'node_modules'))) {
     if (entry !== 'tsx') await symlink(path.join(root, 'node_modules', entry), path.join(dir, 'node_modules', entry))
@@ -48,10 +48,18 @@ t.test('npm start on a fresh clone builds dist/, serves from it under plain node
     startTimeoutMs: 150_000
   })
   t.ok((await stat(mainJs)).isFile(), 'dist/broker/main.js was built')
-  t.same((await readdir(path.join(clone, 'dist'))).filter(e => !e.endsWith('.tsbuildinfo')).sort(), SERVER_DIRS, 'dist/ holds the server only, no tests or benchmarks')
 
   const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`)
   t.equal(health.status, 200, '/healthz answers')
+  // the web page is bundled as the node starts; its first request waits for that build
+  const page = await fetch(`http://127.0.0.1:${server.httpPort}/`)
+  t.equal(page.status, 200, 'the web page is served with no build step run by hand')
+  t.match(page.headers.get('content-type'), /^text\/html/)
+  const script = await fetch(`http://127.0.0.1:${server.httpPort}/app.js`)
+  t.equal(script.status, 200, 'with its bundled script')
+  t.match(script.headers.get('content-type'), /javascript/)
+  t.same((await readdir(path.join(clone, 'dist'))).filter(e => !e.endsWith('.tsbuildinfo')).sort(), [...SERVER_DIRS, 'web'].sort(),
+    'dist/ holds the server and the web bundle only, no tests or benchmarks')
   const openapi = await fetch(`http://127.0.0.1:${server.httpPort}/docs/json`)
   t.equal(openapi.status, 200, 'the OpenAPI document is served')
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.mqttPort}`, {

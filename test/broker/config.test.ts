@@ -29,7 +29,13 @@ t.test('every wrong value stops with a message that names the variable', async (
     ['THREADLINE_RECEIPT_WINDOW_MS', 'soon', /whole number/],
     ['THREADLINE_PUSH_WINDOW_MS', '9999999', /between/],
     ['THREADLINE_LOG_LEVEL', 'loud', /one of/],
-    ['THREADLINE_REDIS_TIMEOUT_MS', '10', /between 50 and 60000/]
+    ['THREADLINE_REDIS_TIMEOUT_MS', '10', /between 50 and 60000/],
+    ['THREADLINE_CORS_ORIGINS', 'chat.example.org', /not an origin: expected `\*`, `none` or origins/],
+    ['THREADLINE_CORS_ORIGINS', 'https://chat.example.org, *', /"\*" is not an origin/],
+    ['THREADLINE_CORS_ORIGINS', 'https://chat.example.org/', /use https:\/\/chat\.example\.org$/],
+    ['THREADLINE_CORS_ORIGINS', 'https://Chat.example.org:443', /use https:\/\/chat\.example\.org$/],
+    ['THREADLINE_CORS_ORIGINS', 'ftp://files.example.org', /not an origin/],
+    ['THREADLINE_CORS_ORIGINS', ',', /lists no origin/]
   ]
   for (const [name, value, why] of bad) {
     let err: unknown = null
@@ -50,6 +56,14 @@ t.test('a JWT secret of 32 bytes is enough; issuer and audience are read when se
   t.equal(loadConfig({ THREADLINE_JWT_SECRET: 'é'.repeat(16) }).jwtSecret, 'é'.repeat(16))
   t.match(loadConfig({}), { jwtIssuer: null, jwtAudience: null })
   t.match(loadConfig({ THREADLINE_JWT_ISSUER: 'https://id.example', THREADLINE_JWT_AUDIENCE: 'chat' }), { jwtIssuer: 'https://id.example', jwtAudience: 'chat' })
+})
+
+t.test('CORS origins: any by default, none, or exactly the origins listed', async (t) => {
+  t.equal(loadConfig({}).corsOrigins, '*')
+  t.equal(loadConfig({ THREADLINE_CORS_ORIGINS: '*' }).corsOrigins, '*')
+  t.same(loadConfig({ THREADLINE_CORS_ORIGINS: 'none' }).corsOrigins, [])
+  t.same(loadConfig({ THREADLINE_CORS_ORIGINS: ' https://chat.example.org , http://localhost:3000 ' }).corsOrigins, ['https://chat.example.org', 'http://localhost:3000'])
+  t.same(loadConfig({ THREADLINE_CORS_ORIGINS: 'http://[::1]:8081' }).corsOrigins, ['http://[::1]:8081'])
 })
 
 t.test('npm start with a wrong value exits 2 and says which variable', async (t) => {

@@ -31,6 +31,7 @@ export interface TestApi {
 export interface TestApiOptions {
   config?: Partial<Config>
   checks?: SyncApiDeps['checks']
+  web?: SyncApiDeps['web']
 }
 
 export async function buildTestApi (t: Pick<Test, 'teardown'>, store: Store, opts: TestApiOptions = {}): Promise<TestApi> {
@@ -44,7 +45,7 @@ export async function buildTestApi (t: Pick<Test, 'teardown'>, store: Store, opt
   const sends = new SendService(store, publish, log)
   t.teardown(() => sends.drain())
   const membership = new MembershipCache(store, log)
-  const deps: SyncApiDeps = { config, log, store, tokens, sends, membership, publish, checks: opts.checks ?? [] }
+  const deps: SyncApiDeps = { config, log, store, tokens, sends, membership, publish, checks: opts.checks ?? [], web: opts.web }
   const app = await buildApp(deps)
   t.teardown(() => app.close())
   const auth = (user: string, name?: string): Record<string, string> =>
