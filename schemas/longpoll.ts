@@ -19,8 +19,7 @@ export const QUEUE_ID_PATTERN = '^[A-Za-z0-9_-]{43}$'
 export const QueueId = Type.String({ pattern: QUEUE_ID_PATTERN, description: 'queue id, as POST /v1/events/queue returned it' })
 const EventId = Type.Integer({ minimum: 0, maximum: MAX_SAFE_INTEGER, description: 'the id of the last event processed (0 before the first)' })
 
-export const QueueBody = Type.Object({
-  device_id: DeviceId,
+const follows = {
   conv_ids: Type.Optional(Type.Array(ConvId, {
     maxItems: MAX_QUEUE_CONVS,
     description: 'conversations whose typing indicators this queue carries (members only; others are refused)'
@@ -29,8 +28,14 @@ export const QueueBody = Type.Object({
     maxItems: MAX_PRESENCE_USERS,
     description: 'users whose presence changes this queue carries, as their privacy settings let you see them'
   }))
-})
+}
+
+export const QueueBody = Type.Object({ device_id: DeviceId, ...follows })
 export type QueueBody = Type.Static<typeof QueueBody>
+
+/** PATCH /v1/events/queue/:id: what the queue follows from now on, besides the inbox (a list left out: none) */
+export const QueueFollowBody = Type.Object(follows)
+export type QueueFollowBody = Type.Static<typeof QueueFollowBody>
 
 export const QueueCreated = Type.Object({
   queue_id: QueueId,
@@ -39,6 +44,12 @@ export const QueueCreated = Type.Object({
   presence: Type.Optional(Type.Array(PresenceEntry, { description: 'the current presence of user_ids, as GET /v1/presence answers it; changes follow in the queue' }))
 })
 export type QueueCreated = Type.Static<typeof QueueCreated>
+
+export const QueueFollowed = Type.Object({
+  queue_id: QueueId,
+  presence: Type.Optional(Type.Array(PresenceEntry, { description: 'the current presence of user_ids (when given), as GET /v1/presence answers it' }))
+})
+export type QueueFollowed = Type.Static<typeof QueueFollowed>
 
 export const QueueParams = Type.Object({ id: QueueId })
 

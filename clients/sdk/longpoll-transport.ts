@@ -18,6 +18,7 @@ export interface LongPollParams {
 }
 
 interface QueueCreated { queue_id: string, last_event_id: number, presence?: Inbound[] }
+interface QueueFollowed { queue_id: string, presence?: Inbound[] }
 interface PollAnswer { events: Array<Inbound & { event_id: number }>, last_event_id: number }
 
 /** A queue holds typing for at most this many conversations and presence for as many users. */
@@ -81,6 +82,23 @@ export class LongPollTransport implements Transport {
     this.#queueId = body.queue_id
     this.#lastEventId = body.last_event_id
     for (const p of body.presence ?? []) this.#sink.envelope({ ...p, t: 'presence' })
+  }
+
+  async #refollowQueue (): Promise<void> {
+    try {
+      const { body } = await this.#http.request<QueueFollowed>('PATCH', `/v1/events/queue/${this.#queueId}`, {
+        body: { conv_ids: this.#follow.convIds.slice(0, MAX_FOLLOW), user_ids: this.#follow.userIds.slice(0, MAX_FOLLOW) }
+      })
+      for (const p of body.presence ?? []) this.#sink.envelope({ ...p, t: 'presence' })
+      return
+    } catch (err) {
+      // the queue ended meanwhile (404, 410), or a conversation was left (403): a new
+      // queue (#openQueue copes with the latter), then the client catches up
+      if (!(err instanceof ThreadlineApiError) || ![403, 404, 410].includes(err.status)) throw err
+    }
+    await this.#openQueue()
+    this.#poll?.abort()
+    this.#sink.reopened()
   }
 
   async #loop (): Promise<void> {
@@ -151,8 +169,8 @@ export class LongPollTransport implements Transport {
     const known = (a: readonly string[], b: readonly string[]): boolean => b.every(x => a.includes(x))
     if (known(this.#follow.convIds, follow.convIds) && known(this.#follow.userIds, follow.userIds)) return this.#refollowed ?? Promise.resolve()
     this.#follow = { convIds: [...follow.convIds], userIds: [...follow.userIds] }
-    // A queue's follows are fixed when it opens: open another (which ends this one). A
-    // burst of follow() calls makes one new queue.
+    // The queue is told what it follows now (PATCH): what waits in it stays. A burst of
+    // follow() calls makes one request.
     this.#timers.clear(this.#refollow)
     this.#refollowed ??= new Promise<void>(resolve => { this.#refollowDone = resolve })
     this.#refollow = this.#timers.set(() => {
@@ -160,10 +178,7 @@ export class LongPollTransport implements Transport {
       const done = this.#refollowDone
       this.#refollowed = null
       if (this.#closed) return done()
-      this.#openQueue().then(() => {
-        this.#poll?.abort()
-        this.#sink.reopened()
-      }, (err: Error) => this.#fail(err)).finally(done)
+      this.#refollowQueue().catch((err: Error) => this.#fail(err)).finally(done)
     }, 50)
     return this.#refollowed
   }

@@ -9,7 +9,7 @@ const MAX_TOMBSTONES = 100_000
 
 interface Queue {
   readonly id: string
-  readonly spec: QueueSpec
+  spec: QueueSpec
   /** the id the next event gets */
   next: number
   /** unacknowledged events, oldest first */
@@ -45,11 +45,7 @@ export class MemoryQueueStore implements QueueStore {
     this.#queues.set(queueId, queue)
     devices.set(spec.deviceId, queue)
     this.#byUser.set(spec.userId, devices)
-    for (const topic of spec.topics) {
-      const set = this.#byTopic.get(topic) ?? new Set<Queue>()
-      set.add(queue)
-      this.#byTopic.set(topic, set)
-    }
+    this.#followTopics(queue)
   }
 
   append (topic: string, payload: Buffer, now: number): void {
@@ -69,16 +65,23 @@ export class MemoryQueueStore implements QueueStore {
     }
   }
 
-  async poll (queueId: string, userId: string, lastEventId: number, limit: number, now: number): Promise<PollResult> {
+  /** The live queue of `userId`, or why there is none (an idle one expires here). */
+  #live (queueId: string, userId: string, now: number): Queue | 'not_found' | 'expired' {
     const queue = this.#queues.get(queueId)
     if (queue === undefined || queue.spec.userId !== userId) {
       const tomb = this.#tombstones.get(queueId)
-      return tomb !== undefined && tomb[0] === userId && tomb[1] > now ? { kind: 'expired' } : { kind: 'not_found' }
+      return tomb !== undefined && tomb[0] === userId && tomb[1] > now ? 'expired' : 'not_found'
     }
     if (now - queue.polledAt > this.#limits.ttlMs) {
       this.#expire(queue, now)
-      return { kind: 'expired' }
+      return 'expired'
     }
+    return queue
+  }
+
+  async poll (queueId: string, userId: string, lastEventId: number, limit: number, now: number): Promise<PollResult> {
+    const queue = this.#live(queueId, userId, now)
+    if (typeof queue === 'string') return { kind: queue }
     const lastGiven = queue.next - 1
     if (lastEventId > lastGiven) return { kind: 'ahead', lastEventId: lastGiven }
     let acked = 0
@@ -89,6 +92,15 @@ export class MemoryQueueStore implements QueueStore {
     if (acked > 0) queue.events = queue.events.slice(acked)
     queue.polledAt = now
     return { kind: 'events', events: queue.events.slice(0, limit), lastEventId: lastGiven }
+  }
+
+  async follow (queueId: string, userId: string, topics: readonly string[], now: number): Promise<'ok' | 'not_found' | 'expired'> {
+    const queue = this.#live(queueId, userId, now)
+    if (typeof queue === 'string') return queue
+    this.#unfollow(queue)
+    queue.spec = { ...queue.spec, topics: [...topics] }
+    this.#followTopics(queue)
+    return 'ok'
   }
 
   async touch (queueId: string, now: number): Promise<void> {
@@ -130,11 +142,7 @@ export class MemoryQueueStore implements QueueStore {
   #expire (queue: Queue, now: number): void {
     if (this.#queues.get(queue.id) !== queue) return
     this.#queues.delete(queue.id)
-    for (const topic of queue.spec.topics) {
-      const set = this.#byTopic.get(topic)
-      set?.delete(queue)
-      if (set?.size === 0) this.#byTopic.delete(topic)
-    }
+    this.#unfollow(queue)
     const devices = this.#byUser.get(queue.spec.userId)
     if (devices?.get(queue.spec.deviceId) === queue) devices.delete(queue.spec.deviceId)
     if (devices?.size === 0) this.#byUser.delete(queue.spec.userId)
@@ -143,6 +151,22 @@ export class MemoryQueueStore implements QueueStore {
     // the oldest tombstone goes first: a forgotten one answers 404, and the client registers again either way
     if (this.#tombstones.size > MAX_TOMBSTONES) this.#tombstones.delete(this.#tombstones.keys().next().value as string)
     this.#wake(queue.id)
+  }
+
+  #followTopics (queue: Queue): void {
+    for (const topic of queue.spec.topics) {
+      const set = this.#byTopic.get(topic) ?? new Set<Queue>()
+      set.add(queue)
+      this.#byTopic.set(topic, set)
+    }
+  }
+
+  #unfollow (queue: Queue): void {
+    for (const topic of queue.spec.topics) {
+      const set = this.#byTopic.get(topic)
+      set?.delete(queue)
+      if (set?.size === 0) this.#byTopic.delete(topic)
+    }
   }
 
   #wake (queueId: string): void {

@@ -53,6 +53,11 @@ export interface QueueStore {
    * polled, and returns up to `limit` events after it.
    */
   poll(queueId: string, userId: string, lastEventId: number, limit: number, now: number): Promise<PollResult>
+  /**
+   * Replaces what the queue follows (`topics`, its inbox among them); its events and ids
+   * stay. 'not_found' and 'expired' as poll() tells them.
+   */
+  follow(queueId: string, userId: string, topics: readonly string[], now: number): Promise<'ok' | 'not_found' | 'expired'>
   /** Marks the queue polled now (a held poll answering). */
   touch(queueId: string, now: number): Promise<void>
   /** Ends the queue of `userId`; false when there is none live. */

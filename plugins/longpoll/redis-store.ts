@@ -151,6 +151,27 @@ end
 return out
 `
 
+// ARGV[4] id, [5] user, [6] now, [7] ttl ms, [8…] topics
+const FOLLOW = PRELUDE + `
+local id, user, now, ttl = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local q = P .. 'q:' .. id
+local f = redis.call('HMGET', q, 'user', 'state', 'topics')
+if f[1] ~= user then return 'not_found' end
+if f[2] ~= 'live' then return 'expired' end
+if idle(id, now, ttl) then
+  expire(id)
+  return 'expired'
+end
+for t in string.gmatch(f[3] or '', '%S+') do redis.call('SREM', P .. 's:' .. t, id) end
+local topics = {}
+for i = 8, #ARGV do
+  topics[#topics + 1] = ARGV[i]
+  redis.call('SADD', P .. 's:' .. ARGV[i], id)
+end
+redis.call('HSET', q, 'topics', table.concat(topics, ' '))
+return 'ok'
+`
+
 // ARGV[4] id, [5] now
 const TOUCH = PRELUDE + `
 redis.call('ZADD', P .. 'polled', 'XX', tonumber(ARGV[5]), ARGV[4])
@@ -198,6 +219,7 @@ interface Scripts {
   tlLpCreate(...args: Args): Promise<number>
   tlLpAppend(...args: Args): Promise<number>
   tlLpPollBuffer(...args: Args): Promise<Buffer[]>
+  tlLpFollow(...args: Args): Promise<'ok' | 'not_found' | 'expired'>
   tlLpTouch(...args: Args): Promise<number>
   tlLpDelete(...args: Args): Promise<number>
   tlLpSweep(...args: Args): Promise<number>
@@ -228,7 +250,7 @@ export class RedisQueueStore implements QueueStore {
     // (tests, say) must not wake each other's polls
     this.#channel = `${PREFIX}wake:${redis.options.db ?? 0}`
     const scripts: Array<[string, string]> = [
-      ['tlLpCreate', CREATE], ['tlLpAppend', APPEND], ['tlLpPoll', POLL], ['tlLpTouch', TOUCH],
+      ['tlLpCreate', CREATE], ['tlLpAppend', APPEND], ['tlLpPoll', POLL], ['tlLpFollow', FOLLOW], ['tlLpTouch', TOUCH],
       ['tlLpDelete', DELETE], ['tlLpSweep', SWEEP], ['tlLpExpireFollowers', EXPIRE_FOLLOWERS], ['tlLpStats', STATS]
     ]
     for (const [name, lua] of scripts) redis.defineCommand(name, { numberOfKeys: 0, lua })
@@ -283,6 +305,10 @@ export class RedisQueueStore implements QueueStore {
       events.push({ id: Number(id.slice(id.indexOf('-') + 1)), payload: reply[i + 1] as Buffer })
     }
     return { kind: 'events', events, lastEventId: lastGiven }
+  }
+
+  async follow (queueId: string, userId: string, topics: readonly string[], now: number): Promise<'ok' | 'not_found' | 'expired'> {
+    return await this.#redis.tlLpFollow(...this.#base(), queueId, userId, now, this.#limits.ttlMs, ...topics)
   }
 
   async touch (queueId: string, now: number): Promise<void> {

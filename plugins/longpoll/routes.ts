@@ -12,8 +12,9 @@ import type { PresenceService } from '../../core/presence/service.js'
 import { subjectsFor } from '../../core/presence/visibility.js'
 import { inboxTopic, presenceTopic, typingTopic } from '../../core/topics.js'
 import {
-  Failure, NoContent, POLL_PAGE_MAX, POLL_TIMEOUT_DEFAULT_S, PollAnswer, PollQuery, QueueBody, QueueCreated, QueueParams,
-  ThreadlineError, type QueueCreated as QueueCreatedBody
+  Failure, NoContent, POLL_PAGE_MAX, POLL_TIMEOUT_DEFAULT_S, PollAnswer, PollQuery, QueueBody, QueueCreated, QueueFollowBody, QueueFollowed,
+  QueueParams, ThreadlineError, type QueueCreated as QueueCreatedBody, type QueueFollowBody as QueueFollowBodyType,
+  type QueueFollowed as QueueFollowedBody
 } from '../../schemas/index.js'
 import type { HeldPolls } from './held-polls.js'
 import type { PollingDevices } from './polling-devices.js'
@@ -71,13 +72,28 @@ async function visible (node: LongPollNode, userId: string, events: readonly Que
   })
 }
 
+const expiredError = (): ThreadlineError =>
+  new ThreadlineError('queue_expired', 'this event queue expired: sync (GET /v1/sync, history), then open a new one')
+
+/** The topics a queue of `userId` follows for `body`: its inbox, typing of conversations it is in, presence. */
+async function followed (node: LongPollNode, userId: string, body: QueueFollowBodyType): Promise<{ topics: string[], userIds: string[] }> {
+  const convIds = [...new Set((body.conv_ids ?? []).map(c => c.toLowerCase()))]
+  const userIds = [...new Set(body.user_ids ?? [])]
+  for (const convId of convIds) {
+    if (!await node.ctx.membership.isMember(convId, userId)) {
+      throw new ThreadlineError('not_member', `conv_ids: you are not a member of conversation ${convId}`)
+    }
+  }
+  return { topics: [inboxTopic(userId), ...convIds.map(typingTopic), ...userIds.map(presenceTopic)], userIds }
+}
+
 function sendEvents (reply: FastifyReply, events: readonly QueuedEvent[], lastEventId: number): FastifyReply {
   const parts = events.map(e => `{"event_id":${e.id},${e.payload.toString('utf8', 1)}`)
   return reply.type('application/json; charset=utf-8').send(`{"events":[${parts.join(',')}],"last_event_id":${lastEventId}}`)
 }
 
 export function longPollRoutes (node: LongPollNode): FastifyPluginAsync {
-  const { ctx, options, store, held, devices } = node
+  const { options, store, held, devices } = node
   return async (plain) => {
     const app = plain.withTypeProvider<TypeBoxTypeProvider>()
 
@@ -91,21 +107,35 @@ export function longPollRoutes (node: LongPollNode): FastifyPluginAsync {
     }, async (request): Promise<QueueCreatedBody> => {
       if (node.stopping) throw new ThreadlineError('unavailable', 'this node is shutting down; retry')
       const userId = request.identity.userId
-      const convIds = [...new Set((request.body.conv_ids ?? []).map(c => c.toLowerCase()))]
-      const userIds = [...new Set(request.body.user_ids ?? [])]
-      for (const convId of convIds) {
-        if (!await ctx.membership.isMember(convId, userId)) {
-          throw new ThreadlineError('not_member', `conv_ids: you are not a member of conversation ${convId}`)
-        }
-      }
+      const { topics, userIds } = await followed(node, userId, request.body)
       const queueId = newQueueId()
-      const topics = [inboxTopic(userId), ...convIds.map(typingTopic), ...userIds.map(presenceTopic)]
       await stored(() => store.create(queueId, { userId, deviceId: request.body.device_id, topics }, Date.now()))
       request.log.debug({ queue_id: queueId, device_id: request.body.device_id }, 'long-poll queue opened')
       const created: QueueCreatedBody = { queue_id: queueId, last_event_id: 0, queue_timeout_s: Math.round(options.ttlMs / 1000) }
       // read after the queue follows presence/<u>: a change from now on is in the queue too
       if (userIds.length > 0 && node.presence !== undefined) created.presence = await node.presence.view(userId, userIds)
       return created
+    })
+
+    app.patch('/events/queue/:id', {
+      schema: {
+        tags,
+        summary: 'Change what a queue follows besides the inbox: it follows exactly conv_ids and user_ids from now on (a list left out: none); its events stay',
+        params: QueueParams,
+        body: QueueFollowBody,
+        response: { 200: QueueFollowed, ...errorResponses }
+      }
+    }, async (request): Promise<QueueFollowedBody> => {
+      if (node.stopping) throw new ThreadlineError('unavailable', 'this node is shutting down; retry')
+      const userId = request.identity.userId
+      const queueId = request.params.id
+      const { topics, userIds } = await followed(node, userId, request.body)
+      const result = await stored(() => store.follow(queueId, userId, topics, Date.now()))
+      if (result === 'not_found') throw new ThreadlineError('not_found', `you have no event queue ${queueId}`)
+      if (result === 'expired') throw expiredError()
+      const answer: QueueFollowedBody = { queue_id: queueId }
+      if (userIds.length > 0 && node.presence !== undefined) answer.presence = await node.presence.view(userId, userIds)
+      return answer
     })
 
     app.get('/events', {
@@ -134,7 +164,7 @@ export function longPollRoutes (node: LongPollNode): FastifyPluginAsync {
           if (result.kind === 'not_found') throw new ThreadlineError('not_found', `you have no event queue ${queueId}`)
           if (result.kind === 'expired') {
             devices.end(queueId)
-            throw new ThreadlineError('queue_expired', 'this event queue expired: sync (GET /v1/sync, history), then open a new one')
+            throw expiredError()
           }
           if (result.kind === 'ahead') {
             throw new ThreadlineError('bad_request', `querystring.last_event_id: ${lastEventId} is past the last event this queue gave out (${result.lastEventId})`)

@@ -82,6 +82,28 @@ t.test('the QueueStore contract, in memory and in Redis', async (t) => {
         t.same(await store.stats(), { queues: 1, events: 0 })
       })
 
+      t.test('follow() replaces what a queue follows; its events and ids stay; not_found and expired as poll tells them', async (t) => {
+        const { store } = await make()
+        const [bob, eve, q] = [user('bob'), user('eve'), qid('q')]
+        const [a, b] = [typingTopic('a'), typingTopic('b')]
+        await store.create(q, { userId: bob, deviceId: 'browser', topics: [inboxTopic(bob), a] }, T0)
+        store.append(inboxTopic(bob), ev(1), T0)
+        store.append(a, Buffer.from('{"user_id":"x","typing":true}'), T0)
+        t.equal(await store.follow(q, bob, [inboxTopic(bob), b], T0 + 1), 'ok')
+        store.append(a, Buffer.from('{"user_id":"x","typing":false}'), T0 + 2)
+        store.append(b, Buffer.from('{"user_id":"y","typing":true}'), T0 + 2)
+        store.append(inboxTopic(bob), ev(2), T0 + 2)
+        const r = await store.poll(q, bob, 0, 500, T0 + 3)
+        t.same(ids(r), [1, 2, 3, 4], 'what came before stays, numbering goes on')
+        t.same(bodies(r).slice(1, 3), [{ t: 'typing', conv_id: 'a', user_id: 'x', typing: true }, { t: 'typing', conv_id: 'b', user_id: 'y', typing: true }],
+          'a topic no longer followed brings nothing more; the new one does')
+        t.equal(await store.follow(q, eve, [inboxTopic(eve)], T0 + 3), 'not_found', 'another user\'s queue')
+        t.equal(await store.follow(qid('nobody'), bob, [inboxTopic(bob)], T0 + 3), 'not_found')
+        t.equal(await store.follow(q, bob, [inboxTopic(bob)], T0 + 3 + LIMITS.ttlMs + 1), 'expired', 'an idle queue expires')
+        t.same(await store.poll(q, bob, 0, 500, T0 + 3 + LIMITS.ttlMs + 2), { kind: 'expired' })
+        t.same(await store.stats(), { queues: 0, events: 0 })
+      })
+
       t.test('an id past the last given is `ahead`, and changes nothing', async (t) => {
         const { store } = await make()
         const [bob, q] = [user('bob'), qid('q')]
