@@ -2,6 +2,7 @@
 // holding GET /v1/events, and plain HTTP for everything a client sends. The queue carries
 // what the MQTT inbox carries plus typing and presence, so the client above sees the same
 // envelopes either way (the queue's event_id is stripped: it means nothing elsewhere).
+import type { PresenceEntry, QueueCreated, QueueFollowed } from '../../schemas/index.js'
 import type { HttpApi } from './http.js'
 import { ThreadlineApiError } from './http.js'
 import type { Timers } from './timers.js'
@@ -17,11 +18,12 @@ export interface LongPollParams {
   signal: AbortSignal
 }
 
-interface QueueCreated { queue_id: string, last_event_id: number, presence?: Inbound[] }
-interface QueueFollowed { queue_id: string, presence?: Inbound[] }
 interface PollAnswer { events: Array<Inbound & { event_id: number }>, last_event_id: number }
 
-/** A queue holds typing for at most this many conversations and presence for as many users. */
+/**
+ * A queue holds typing for at most this many conversations and presence for as many users
+ * (MAX_QUEUE_CONVS, MAX_PRESENCE_USERS in schemas/: values from there would bundle TypeBox).
+ */
 const MAX_FOLLOW = 100
 /** Polls that fail in a row on the network before the transport gives up (the manager then reconnects). */
 const MAX_POLL_FAILURES = 3
@@ -81,7 +83,12 @@ export class LongPollTransport implements Transport {
     }
     this.#queueId = body.queue_id
     this.#lastEventId = body.last_event_id
-    for (const p of body.presence ?? []) this.#sink.envelope({ ...p, t: 'presence' })
+    this.#presenceNow(body.presence)
+  }
+
+  /** The presence a queue's open or change answered with, as if it had come through the queue. */
+  #presenceNow (entries: readonly PresenceEntry[] = []): void {
+    for (const p of entries) this.#sink.envelope({ ...p, t: 'presence' })
   }
 
   async #refollowQueue (): Promise<void> {
@@ -89,7 +96,7 @@ export class LongPollTransport implements Transport {
       const { body } = await this.#http.request<QueueFollowed>('PATCH', `/v1/events/queue/${this.#queueId}`, {
         body: { conv_ids: this.#follow.convIds.slice(0, MAX_FOLLOW), user_ids: this.#follow.userIds.slice(0, MAX_FOLLOW) }
       })
-      for (const p of body.presence ?? []) this.#sink.envelope({ ...p, t: 'presence' })
+      this.#presenceNow(body.presence)
       return
     } catch (err) {
       // the queue ended meanwhile (404, 410), or a conversation was left (403): a new

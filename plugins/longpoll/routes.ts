@@ -14,7 +14,7 @@ import { inboxTopic, presenceTopic, typingTopic } from '../../core/topics.js'
 import {
   Failure, NoContent, POLL_PAGE_MAX, POLL_TIMEOUT_DEFAULT_S, PollAnswer, PollQuery, QueueBody, QueueCreated, QueueFollowBody, QueueFollowed,
   QueueParams, ThreadlineError, type QueueCreated as QueueCreatedBody, type QueueFollowBody as QueueFollowBodyType,
-  type QueueFollowed as QueueFollowedBody
+  type QueueFollowed as QueueFollowedBody, type PresenceEntry
 } from '../../schemas/index.js'
 import type { HeldPolls } from './held-polls.js'
 import type { PollingDevices } from './polling-devices.js'
@@ -72,6 +72,18 @@ async function visible (node: LongPollNode, userId: string, events: readonly Que
   })
 }
 
+const notFoundError = (queueId: string): ThreadlineError => new ThreadlineError('not_found', `you have no event queue ${queueId}`)
+
+/**
+ * The presence of `userIds` now, as GET /v1/presence answers it, for the answer of an open
+ * or a change: read after the queue follows presence/<u>, so a change from then on is in
+ * the queue too.
+ */
+async function presenceNow (node: LongPollNode, userId: string, userIds: readonly string[]): Promise<{ presence?: PresenceEntry[] }> {
+  if (userIds.length === 0 || node.presence === undefined) return {}
+  return { presence: await node.presence.view(userId, userIds) }
+}
+
 const expiredError = (): ThreadlineError =>
   new ThreadlineError('queue_expired', 'this event queue expired: sync (GET /v1/sync, history), then open a new one')
 
@@ -111,10 +123,12 @@ export function longPollRoutes (node: LongPollNode): FastifyPluginAsync {
       const queueId = newQueueId()
       await stored(() => store.create(queueId, { userId, deviceId: request.body.device_id, topics }, Date.now()))
       request.log.debug({ queue_id: queueId, device_id: request.body.device_id }, 'long-poll queue opened')
-      const created: QueueCreatedBody = { queue_id: queueId, last_event_id: 0, queue_timeout_s: Math.round(options.ttlMs / 1000) }
-      // read after the queue follows presence/<u>: a change from now on is in the queue too
-      if (userIds.length > 0 && node.presence !== undefined) created.presence = await node.presence.view(userId, userIds)
-      return created
+      return {
+        queue_id: queueId,
+        last_event_id: 0,
+        queue_timeout_s: Math.round(options.ttlMs / 1000),
+        ...await presenceNow(node, userId, userIds)
+      }
     })
 
     app.patch('/events/queue/:id', {
@@ -131,11 +145,9 @@ export function longPollRoutes (node: LongPollNode): FastifyPluginAsync {
       const queueId = request.params.id
       const { topics, userIds } = await followed(node, userId, request.body)
       const result = await stored(() => store.follow(queueId, userId, topics, Date.now()))
-      if (result === 'not_found') throw new ThreadlineError('not_found', `you have no event queue ${queueId}`)
+      if (result === 'not_found') throw notFoundError(queueId)
       if (result === 'expired') throw expiredError()
-      const answer: QueueFollowedBody = { queue_id: queueId }
-      if (userIds.length > 0 && node.presence !== undefined) answer.presence = await node.presence.view(userId, userIds)
-      return answer
+      return { queue_id: queueId, ...await presenceNow(node, userId, userIds) }
     })
 
     app.get('/events', {
@@ -161,7 +173,7 @@ export function longPollRoutes (node: LongPollNode): FastifyPluginAsync {
         let cursor = lastEventId
         for (;;) {
           const result = await stored(() => store.poll(queueId, userId, cursor, POLL_PAGE_MAX, Date.now()))
-          if (result.kind === 'not_found') throw new ThreadlineError('not_found', `you have no event queue ${queueId}`)
+          if (result.kind === 'not_found') throw notFoundError(queueId)
           if (result.kind === 'expired') {
             devices.end(queueId)
             throw expiredError()
@@ -204,7 +216,7 @@ export function longPollRoutes (node: LongPollNode): FastifyPluginAsync {
     }, async (request, reply) => {
       const queueId = request.params.id
       if (!await stored(() => store.delete(queueId, request.identity.userId))) {
-        throw new ThreadlineError('not_found', `you have no event queue ${queueId}`)
+        throw notFoundError(queueId)
       }
       devices.end(queueId)
       return reply.code(204).send(null)
