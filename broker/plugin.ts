@@ -108,6 +108,13 @@ export interface ThreadlinePlugin<O = undefined> {
   hooks?(ctx: PluginContext, options: O): Hooks
   /** REST routes of this plugin, mounted under /v1 behind the bearer-token check. */
   routes?(ctx: PluginContext, options: O): FastifyPluginAsync
+  /**
+   * The sidecar as a whole: registered without encapsulation before any route, so the
+   * hooks it adds (onRequest, preHandler, onSend) see every request, /v1 and the rest, and
+   * the routes it adds sit outside /v1 without the bearer-token check (/metrics). A
+   * preHandler runs after /v1's token check, so it sees `request.identity` there.
+   */
+  http?(ctx: PluginContext, options: O): FastifyPluginAsync
 }
 
 /** Types a plugin object, inferring its options from `config`. */

@@ -46,6 +46,7 @@ export class PluginRegistry {
   readonly #plugins: Array<ThreadlinePlugin<unknown>> = []
   readonly #teardowns: Teardown[] = []
   readonly #routes: FastifyPluginAsync[] = []
+  readonly #http: FastifyPluginAsync[] = []
 
   register (plugin: ThreadlinePlugin<unknown>): this {
     if (this.#plugins.some(p => p.name === plugin.name)) throw new Error(`plugin ${plugin.name} registered twice`)
@@ -86,6 +87,8 @@ export class PluginRegistry {
       }
       const routes = plugin.routes?.(ctx, options)
       if (routes) this.#routes.push(routes)
+      const http = plugin.http?.(ctx, options)
+      if (http) this.#http.push(http)
     }
     install(broker, lists, ctx)
     const log = ctx.log.child({ part: 'plugins' })
@@ -103,6 +106,9 @@ export class PluginRegistry {
 
   /** The plugins' REST routes, for the sidecar to mount under /v1 (after start). */
   get routes (): readonly FastifyPluginAsync[] { return this.#routes }
+
+  /** The plugins' sidecar-wide hooks and root routes (ThreadlinePlugin.http), after start. */
+  get http (): readonly FastifyPluginAsync[] { return this.#http }
 
   async stop (): Promise<void> {
     for (const teardown of this.#teardowns.splice(0).reverse()) await teardown()

@@ -19,6 +19,7 @@ import { resolveJwtSecret } from '../plugins/auth/secret.js'
 import { createTokenService, TOKENS_SERVICE, type TokenService } from '../core/tokens.js'
 import { SEND_SERVICE, SendService } from '../core/messages/send-service.js'
 import { Services } from '../core/services.js'
+import { Telemetry, TELEMETRY } from '../core/telemetry.js'
 import { buildApp } from '../sync-api/app.js'
 import type { WebBundle } from '../sync-api/web/bundle.js'
 
@@ -34,6 +35,8 @@ export interface Threadline {
   readonly sends: SendService
   /** what the plugins provide each other (typed by the keys in core/) */
   readonly services: Services
+  /** what the node tells whoever watches it (plugins/metrics, tests) */
+  readonly telemetry: Telemetry
   readonly mqttPort: number
   readonly httpPort: number
   /** Graceful: stop accepting, finish in-flight sends, close sessions, close the store. */
@@ -102,9 +105,11 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     const publish = bounded?.publish ?? ((...args: PublishArgs): Promise<void> =>
       new Promise((resolve, reject) => unbounded(args, (err) => (err ? reject(err) : resolve()))))
 
+    const telemetry = new Telemetry()
     const sends = new SendService(store, (topic, payload) => publish(topic, payload), log.child({ part: 'sends' }))
     cleanups.push(() => sends.drain())
     const services = new Services()
+    services.provide(TELEMETRY, telemetry)
     services.provide(TOKENS_SERVICE, tokens)
     services.provide(SEND_SERVICE, sends)
     const ctx: PluginContext = { config, log, store, broker, membership, publish, services }
@@ -122,6 +127,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       publish,
       sends,
       routes: registry.routes,
+      http: registry.http,
       web: opts.web,
       checks: state.ping !== null ? [{ name: 'redis', check: state.ping }] : []
     })
@@ -148,6 +154,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       membership,
       sends,
       services,
+      telemetry,
       mqttPort,
       httpPort,
       close: () => (closing ??= (async () => {

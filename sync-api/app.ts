@@ -1,6 +1,7 @@
 // The REST sidecar (DESIGN.md §6), built but not listening: broker/server.ts serves it
 // next to the MQTT WebSocket, tests drive it with app.inject().
 import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { SyncApiDeps } from './deps.js'
 import auth from './plugins/auth.js'
@@ -33,6 +34,7 @@ export async function buildApp (deps: SyncApiDeps): Promise<FastifyInstance> {
   await app.register(jsonBody)
   await app.register(cors, { origins: deps.config.corsOrigins })
   await app.register(docs, { version: API_VERSION })
+  for (const http of deps.http ?? []) await app.register(fp(http))
   await app.register(healthRoutes, { deps })
   await app.register(webRoutes, { bundle: deps.web ?? new WebBundle() })
   await app.register(async (v1) => {

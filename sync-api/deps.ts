@@ -20,6 +20,8 @@ export interface SyncApiDeps {
   publish(topic: string, payload: Buffer | string): Promise<void>
   /** REST routes the broker plugins bring, mounted under /v1 behind the bearer-token check */
   readonly routes?: readonly FastifyPluginAsync[]
+  /** the plugins' sidecar-wide hooks and root routes, registered unencapsulated before every route */
+  readonly http?: readonly FastifyPluginAsync[]
   /** Readiness of parts besides the store (Redis), for /readyz. */
   readonly checks: ReadonlyArray<{ name: string, check: () => Promise<void> }>
   /** the web page at `/`; built into dist/web when first asked for unless given */
