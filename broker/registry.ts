@@ -7,6 +7,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { ConnectInfo, Hooks, MaybePromise, PluginContext, Teardown, ThreadlinePlugin } from './plugin.js'
 import { ConnectRefusal } from './plugin.js'
 import { noteTakeover, trackLifecycle } from './lifecycle.js'
+import { clientAddressOf } from './client-address.js'
 import { answerInOrder, isPromise, runInOrder } from './publish-order.js'
 import type { SendService } from '../core/messages/send-service.js'
 
@@ -156,7 +157,12 @@ function install (broker: Aedes, lists: HookLists, ctx: PluginContext): void {
         return callback(null, true)
       }
       const returnCode = err instanceof ConnectRefusal ? err.returnCode : 3
-      if (!(err instanceof ConnectRefusal)) ctx.log.error({ err, clientId: client.id }, 'authenticate failed')
+      if (err instanceof ConnectRefusal) {
+        // a refusal's message says what the client got wrong, never what it sent as a password
+        ctx.log.info({ clientId: client.id, ip: clientAddressOf(client), returnCode, reason: err.message }, 'connect refused')
+      } else {
+        ctx.log.error({ err, clientId: client.id }, 'authenticate failed')
+      }
       callback(Object.assign(err, { returnCode }), false)
     })
   }

@@ -13,6 +13,7 @@ import { openStore, type Store } from './store/index.js'
 import { createBrokerState } from './broker-state.js'
 import { boundPublish } from './bounded-publish.js'
 import { attachWebSocket, listenTcp } from './listeners.js'
+import { logConnections } from './connection-log.js'
 import { dropRawChatPackets } from './patches/drop-raw-chat-packets.js'
 import { paceSessionReplay } from './patches/write-buffer.js'
 import { resolveJwtSecret } from '../plugins/auth/secret.js'
@@ -82,6 +83,8 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     // Aedes emits 'error' from its periodic will sweep and from offline enqueueing when
     // the persistence fails (Redis down); unheard, that would end the process
     ;(broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
+
+    logConnections(broker, log.child({ part: 'connections' }))
 
     const membership = new MembershipCache(store, log.child({ part: 'membership' }))
     membership.attach(broker)

@@ -1,6 +1,6 @@
 // The REST sidecar (DESIGN.md §6), built but not listening: broker/server.ts serves it
 // next to the MQTT WebSocket, tests drive it with app.inject().
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { SyncApiDeps } from './deps.js'
@@ -9,6 +9,7 @@ import cors from './plugins/cors.js'
 import docs from './plugins/docs.js'
 import errors from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
+import requestLog from './plugins/request-log.js'
 import { conversationsRoutes } from './routes/conversations.js'
 import { eventsRoutes } from './routes/events.js'
 import { healthRoutes } from './routes/health.js'
@@ -26,10 +27,13 @@ export async function buildApp (deps: SyncApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log.child({ part: 'sync-api' }),
     bodyLimit: deps.config.maxPayloadBytes,
+    // sync-api/plugins/request-log.ts writes one line per request instead of Fastify's two
+    logController: new LogController({ disableRequestLogging: true }),
     schemaErrorFormatter
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)
 
+  await app.register(requestLog)
   await app.register(errors, { bodyLimit: deps.config.maxPayloadBytes })
   await app.register(jsonBody)
   await app.register(cors, { origins: deps.config.corsOrigins })

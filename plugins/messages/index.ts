@@ -32,6 +32,8 @@ function handleSend (ctx: PluginContext, service: SendService, client: Client, p
   const answer = (err: ThreadlineError): void => {
     const clientMsgId = clientMsgIdOf(body) ?? (err.code === 'too_large' ? leadingClientMsgId(packet.payload) : undefined)
     const envelope = errorEnvelope(err, { conv_id: convId, ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}) })
+    // the code and the ids, never the body: a refused send may still be someone's words
+    ctx.log.info({ user: identity.userId, conv_id: convId, client_msg_id: clientMsgId, code: err.code }, 'send refused')
     ctx.publish(inboxTopic(identity.userId), JSON.stringify(envelope)).catch((e: unknown) => ctx.log.error({ err: e }, 'error event not published'))
   }
   try {

@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { loadConfig, type Config } from '../../broker/config.js'
-import { createLogger } from '../../broker/logger.js'
+import { createLogger, type Logger } from '../../broker/logger.js'
 import { startThreadline, type Threadline } from '../../broker/server.js'
 import type { ThreadlinePlugin } from '../../broker/plugin.js'
 import { createDatabase } from './pg-database.js'
@@ -26,6 +26,8 @@ export interface NodeOptions {
   env?: Record<string, string>
   /** the node's plugins when a test brings its own (test/fixtures/plugins/) */
   plugins?: ReadonlyArray<ThreadlinePlugin<unknown>>
+  /** the node's logger, when a test reads what it writes (THREADLINE_LOG_LEVEL is ignored then) */
+  logger?: Logger
 }
 
 export async function tempDir (t: Teardownable): Promise<string> {
@@ -59,7 +61,7 @@ export async function testConfig (t: Teardownable, opts: NodeOptions = {}): Prom
 
 export async function startNode (t: Teardownable, opts: NodeOptions = {}): Promise<Threadline> {
   const config = await testConfig(t, opts)
-  const node = await startThreadline(config, createLogger(config.logLevel), { plugins: opts.plugins })
+  const node = await startThreadline(config, opts.logger ?? createLogger(config.logLevel), { plugins: opts.plugins })
   t.teardown(() => node.close())
   return node
 }
