@@ -6,14 +6,19 @@ import type { Logger } from './logger.js'
 import { trackLifecycle } from './lifecycle.js'
 import { clientAddressOf } from './client-address.js'
 
-type ClientWithKeepalive = Client & { keepalive?: number }
+// Aedes keeps 1.5 × the CONNECT's keepalive in ms (+1), -1 when there is none
+type ClientWithKeepalive = Client & { _keepaliveInterval?: number }
+const keepaliveOf = (client: Client): number => {
+  const ms = (client as ClientWithKeepalive)._keepaliveInterval ?? -1
+  return ms > 0 ? Math.round((ms - 1) / 1500) : 0
+}
 
 export function logConnections (broker: Aedes, log: Logger): void {
   const since = new WeakMap<Client, number>()
   trackLifecycle(broker, {
     ready (client) {
       since.set(client, performance.now())
-      log.info({ clientId: client.id, ip: clientAddressOf(client), clean: client.clean, keepalive: (client as ClientWithKeepalive).keepalive }, 'client connected')
+      log.info({ clientId: client.id, ip: clientAddressOf(client), clean: client.clean, keepalive: keepaliveOf(client) }, 'client connected')
     },
     gone (client, reason) {
       const start = since.get(client)

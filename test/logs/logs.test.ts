@@ -61,9 +61,9 @@ t.test('info level: connection lines, refusals, quiet answered requests, no secr
   t.type(requestLines[0]?.ms, 'number')
 
   // MQTT: connected and disconnected, with the reason and how long it lasted
-  const phone = await connectUser(t, node, alice, 'phone')
+  const phone = await connectUser(t, node, alice, 'phone', { keepalive: 1200 })
   await waitFor(() => log.lines.some(l => l.msg === 'client connected' && l.clientId === `${alice}:phone`), 'the connection to be logged')
-  t.match(log.lines.find(l => l.msg === 'client connected'), { level: INFO, clientId: `${alice}:phone`, ip: '127.0.0.1', clean: true })
+  t.match(log.lines.find(l => l.msg === 'client connected'), { level: INFO, clientId: `${alice}:phone`, ip: '127.0.0.1', clean: true, keepalive: 1200 })
   await phone.publishAsync(`conv/${conv}/send`, text('m1', secretText), { qos: 1 })
   // a refused send: one line with its code and ids, not its text
   await phone.publishAsync(`conv/${conv}/send`, JSON.stringify({ client_msg_id: 'm2', type: 'shout', text: secretText }), { qos: 1 })
