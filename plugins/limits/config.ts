@@ -1,0 +1,53 @@
+// The limits' variables (docs/operations.md "Limits" has the table). Each limit is a
+// token bucket: `_RATE` tokens per second sustained, `_BURST` tokens at once; a rate of 0
+// turns that limit off. The send limit's pair (THREADLINE_SEND_RATE/_BURST) is node-wide
+// configuration (broker/config.ts), read from there.
+import type { EnvReader } from '../../broker/config.js'
+import { limitOf, type Limit } from './buckets.js'
+
+export interface LimitsOptions {
+  /** per user, all conversations: conv/<c>/typing and POST …/typing */
+  readonly typing: Limit | null
+  /** per user: conv/<c>/read and POST …/receipts */
+  readonly receipts: Limit | null
+  /** per user: user/<me>/presence */
+  readonly presence: Limit | null
+  /** CONNECT attempts per client address, before the token is looked at */
+  readonly connectIp: Limit | null
+  /** CONNECT attempts per user, once the token is verified */
+  readonly connectUser: Limit | null
+  /** REST requests (/v1) per client address, before authentication */
+  readonly httpIp: Limit | null
+  /** REST requests per user and route */
+  readonly httpUser: Limit | null
+}
+
+/** [limit name, variable stem, default rate per second, default burst] */
+const LIMITS = [
+  ['typing', 'TYPING', 5, 20],
+  ['receipts', 'RECEIPT', 20, 100],
+  ['presence', 'PRESENCE', 1, 10],
+  // generous: carrier-grade NAT puts thousands of users behind one address, and all of
+  // them reconnect at once when a node restarts
+  ['connect_ip', 'CONNECT_IP', 100, 10_000],
+  // a device reconnects once per outage; a client reconnecting in a loop gets one a second
+  ['connect_user', 'CONNECT_USER', 1, 30],
+  ['http_ip', 'HTTP_IP', 100, 1000],
+  ['http_user', 'HTTP_USER', 20, 100]
+] as const
+
+export type LimitName = typeof LIMITS[number][0] | 'send'
+
+export const MAX_RATE = 1_000_000
+
+function parse (env: EnvReader, name: string, stem: string, rate: number, burst: number): Limit | null {
+  const r = env.integer(`THREADLINE_${stem}_RATE`, rate, 0, MAX_RATE)
+  const b = env.integer(`THREADLINE_${stem}_BURST`, burst, 1, MAX_RATE)
+  return r === 0 ? null : limitOf(name, r, b)
+}
+
+export function parseLimits (env: EnvReader): LimitsOptions {
+  const [typing, receipts, presence, connectIp, connectUser, httpIp, httpUser] =
+    LIMITS.map(([name, stem, rate, burst]) => parse(env, name, stem, rate, burst))
+  return { typing, receipts, presence, connectIp, connectUser, httpIp, httpUser } as LimitsOptions
+}
