@@ -3,7 +3,8 @@
 //   flood without a valid token is refused before any token is checked;
 // - preHandler, after /v1's token check: per user and route (`http_user`), except the
 //   routes that share a limit with MQTT: sends (`send`, the same bucket as
-//   conv/<c>/send), typing and receipts.
+//   conv/<c>/send), typing and receipts, and the long-poll GET /v1/events (`poll`: a
+//   client polls again as soon as a poll answers, so it needs more than other routes).
 // Over a limit: 429 `rate_limited`, `Retry-After` in whole seconds (rounded up) and
 // `retry_after_ms` in the body.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
@@ -17,16 +18,18 @@ export interface HttpLimits {
   readonly receipts: Limit | null
   readonly httpIp: Limit | null
   readonly httpUser: Limit | null
+  readonly poll: Limit | null
 }
 
 const V1 = '/v1/'
 
-/** Routes whose limit is shared with MQTT, by `METHOD url` as Fastify names the route. */
+/** Routes with a limit of their own (most shared with MQTT), by `METHOD url` as Fastify names the route. */
 function sharedLimits (limits: HttpLimits): Map<string, Limit | null> {
   return new Map([
     ['POST /v1/conversations/:id/messages', limits.send],
     ['POST /v1/conversations/:id/typing', limits.typing],
-    ['POST /v1/conversations/:id/receipts', limits.receipts]
+    ['POST /v1/conversations/:id/receipts', limits.receipts],
+    ['GET /v1/events', limits.poll]
   ])
 }
 
