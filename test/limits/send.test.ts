@@ -74,7 +74,8 @@ t.test('one bucket per user: every device and HTTP share it; other users have th
     payload: { client_msg_id: 'h1', type: 'text', text: 'over http' }
   })
   t.equal(res1.statusCode, 201, 'the third send of the burst, over HTTP')
-  const refusedMqtt = errorsAt(web, 1)
+  // the answer goes to alice's inbox, which her phone follows
+  const refusedMqtt = errorsAt(phone, 1)
   await web.publishAsync(`conv/${conv}/send`, text('w2', 'over'), { qos: 1 })
   t.match((await refusedMqtt)[0], { code: 'rate_limited', client_msg_id: 'w2' }, 'the phone\'s and HTTP\'s sends count for the web device')
   const res2 = await node.app.inject({
