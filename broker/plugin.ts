@@ -24,6 +24,15 @@ export class ConnectRefusal extends Error {
   }
 }
 
+/**
+ * What an authorizePublish hook returns when it has answered a packet itself (a send
+ * refused as rate limited, a signal dropped): the packet is acknowledged as MQTT says
+ * (PUBACK for QoS 1) and the hooks after it never see it. Order holds as for any packet:
+ * it still waits for the client's earlier packets (broker/publish-order.ts).
+ */
+export const ANSWERED: unique symbol = Symbol('threadline.answered')
+export type Answered = typeof ANSWERED
+
 export interface ConnectInfo {
   clientId: string
   clean: boolean
@@ -53,8 +62,9 @@ export interface Hooks {
    * here and publish what subscribers should see themselves.
    * A hook may await I/O: the registry lets one client's packets into each hook in the
    * order they arrived, so no hook can reorder a sender's packets for the hooks after it.
+   * Return (or resolve with) ANSWERED to acknowledge the packet without the hooks after it.
    */
-  authorizePublish?: (client: Client, packet: PublishPacket) => MaybePromise<void>
+  authorizePublish?: (client: Client, packet: PublishPacket) => MaybePromise<void | Answered>
   /** Return the subscription (possibly changed) or null to refuse it (SUBACK 0x80). */
   authorizeSubscribe?: (client: Client, sub: Subscription) => MaybePromise<Subscription | null>
   /** Synchronous, on every delivery: return null to withhold the packet from this client. */

@@ -1,5 +1,6 @@
 // Every plugin of a node, in dependency order: the one line a new plugin adds.
 import type { ThreadlinePlugin } from './plugin.js'
+import { limitsPlugin } from '../plugins/limits/index.js'
 import { authPlugin } from '../plugins/auth/index.js'
 import { aclPlugin } from '../plugins/acl/index.js'
 import { messagesPlugin } from '../plugins/messages/index.js'
@@ -10,6 +11,7 @@ import { receiptsPlugin } from '../plugins/receipts/index.js'
 import { longPollPlugin } from '../plugins/longpoll/index.js'
 
 export const PLUGINS: ReadonlyArray<ThreadlinePlugin<unknown>> = [
+  limitsPlugin,
   authPlugin,
   aclPlugin,
   messagesPlugin,

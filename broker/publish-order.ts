@@ -3,7 +3,7 @@
 // Aedes dispatches all packets of one socket read at once, without waiting for the
 // previous packet's authorizePublish to call back, so order is the registry's job.
 import type { Client } from 'aedes'
-import type { MaybePromise } from './plugin.js'
+import { ANSWERED, type MaybePromise } from './plugin.js'
 
 export function isPromise<T> (v: MaybePromise<T>): v is Promise<T> {
   return typeof (v as Promise<T> | undefined)?.then === 'function'
@@ -37,10 +37,11 @@ function wakeIfPassed (p: Progress): void {
  * packets in arrival order however long the hooks before it take: a hook that awaits a
  * Redis round trip for one packet and answers the next at once can't swap them for the
  * hooks after it. A hook that keeps the packet (a send waiting for its commit) does not
- * hold the next packet back: entering is enough. With nothing pending it all runs
+ * hold the next packet back: entering is enough. A hook that answers ANSWERED finishes
+ * the packet there: the hooks after it never see it. With nothing pending it all runs
  * synchronously.
  */
-export function runInOrder<A extends [Client, ...unknown[]]> (hooks: ReadonlyArray<(...args: A) => MaybePromise<void>>, args: A, done: (err: Error | null) => void): void {
+export function runInOrder<A extends [Client, ...unknown[]]> (hooks: ReadonlyArray<(...args: A) => MaybePromise<unknown>>, args: A, done: (err: Error | null) => void): void {
   const client = args[0] as Tracked
   let prev: Progress | null = client[LAST] ?? null
   if (prev !== null && (prev.finished || prev.entered >= hooks.length)) prev = null
@@ -52,7 +53,11 @@ export function runInOrder<A extends [Client, ...unknown[]]> (hooks: ReadonlyArr
     wakeIfPassed(me)
     done(err)
   }
-  const step = (): void => {
+  const step = (answer?: unknown): void => {
+    if (answer === ANSWERED) {
+      finish(null)
+      return
+    }
     while (me.entered < hooks.length) {
       const stage = me.entered
       if (prev !== null) {
@@ -63,9 +68,9 @@ export function runInOrder<A extends [Client, ...unknown[]]> (hooks: ReadonlyArr
           return
         }
       }
-      let r: MaybePromise<void>
+      let r: MaybePromise<unknown>
       try {
-        r = (hooks[stage] as (...args: A) => MaybePromise<void>)(...args)
+        r = (hooks[stage] as (...args: A) => MaybePromise<unknown>)(...args)
       } catch (err) {
         finish(err as Error)
         return
@@ -74,6 +79,10 @@ export function runInOrder<A extends [Client, ...unknown[]]> (hooks: ReadonlyArr
       wakeIfPassed(me)
       if (isPromise(r)) {
         r.then(step, (err: Error) => finish(err))
+        return
+      }
+      if (r === ANSWERED) {
+        finish(null)
         return
       }
     }

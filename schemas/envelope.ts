@@ -45,6 +45,8 @@ export const ErrorEnvelope = Type.Object({
   client_msg_id: Type.Optional(Type.String()),
   conv_id: Type.Optional(Type.String()),
   code: ErrorCodeSchema,
-  message: Type.String()
+  message: Type.String(),
+  /** rate_limited: how long to wait before sending again */
+  retry_after_ms: Type.Optional(Type.Integer({ minimum: 1 }))
 })
 export type ErrorEnvelope = Type.Static<typeof ErrorEnvelope>

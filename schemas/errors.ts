@@ -23,7 +23,12 @@ export type ErrorCode = keyof typeof errorStatus
 export const ERROR_CODES = Object.keys(errorStatus) as ErrorCode[]
 export const ErrorCodeSchema = Type.Unsafe<ErrorCode>({ type: 'string', enum: ERROR_CODES })
 
-export const ErrorBody = Type.Object({ code: ErrorCodeSchema, message: Type.String() })
+export const ErrorBody = Type.Object({
+  code: ErrorCodeSchema,
+  message: Type.String(),
+  /** rate_limited: how long to wait before trying again (HTTP also says it in Retry-After, in seconds) */
+  retry_after_ms: Type.Optional(Type.Integer({ minimum: 1 }))
+})
 export type ErrorBody = Type.Static<typeof ErrorBody>
 
 /** A rejection that carries its catalog code to the MQTT error event or HTTP reply. */

@@ -8,7 +8,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { loadConfig } from '../../broker/config.js'
 import { listenTcp } from '../../broker/listeners.js'
 import { createLogger } from '../../broker/logger.js'
-import { ConnectRefusal, type PluginContext, type ThreadlinePlugin } from '../../broker/plugin.js'
+import { ANSWERED, ConnectRefusal, type PluginContext, type ThreadlinePlugin } from '../../broker/plugin.js'
 import { PluginRegistry } from '../../broker/registry.js'
 import { Services } from '../../core/services.js'
 import { closed, suback } from '../helpers/access.js'
@@ -166,6 +166,48 @@ t.test('authorizePublish: a hook that keeps a packet (a send waiting for its com
   t.same(entered, ['a', 'b'])
   for (const release of releases) release()
   await withTimeout(Promise.all(acks), 'two PUBACKs')
+})
+
+t.test('authorizePublish: a hook that answers ANSWERED acknowledges the packet, later hooks never see it, and order holds', async (t) => {
+  // the limiter answers "slow" (refused after an await) and "quick" (refused at once)
+  // itself; "kept" passes it and waits in the hook behind, as a send waits for its commit
+  let releaseSlow: () => void = () => {}
+  const slowHeld = new Promise<void>(resolve => { releaseSlow = resolve })
+  const behind: string[] = []
+  const releases: Array<() => void> = []
+  let bothBehind: () => void = () => {}
+  const twoBehind = new Promise<void>(resolve => { bothBehind = resolve })
+  const { url } = await brokerWith(t, [
+    plugin('limiter', {
+      hooks: () => ({
+        authorizePublish: (_c: Client, p: PublishPacket) => {
+          if (p.topic === 'slow') return slowHeld.then(() => ANSWERED)
+          if (p.topic === 'quick') return ANSWERED
+        }
+      })
+    }),
+    plugin('messages', {
+      hooks: () => ({
+        authorizePublish: (_c: Client, p: PublishPacket) => {
+          behind.push(p.topic)
+          if (behind.length === 2) bothBehind()
+          if (p.topic === 'kept') return new Promise<void>(resolve => { releases.push(resolve) })
+        }
+      })
+    })
+  ])
+  const client = await connect(t, url, 'answered')
+  const acks: number[] = []
+  client.on('packetreceive', (p) => { if (p.cmd === 'puback') acks.push(p.messageId as number) })
+  const sent = ['slow', 'quick', 'kept', 'plain'].map(topic => client.publishAsync(topic, 'x', { qos: 1 }))
+  // the packets behind "slow" wait for it before they enter the limiter
+  setImmediate(releaseSlow)
+  await withTimeout(twoBehind, 'kept and plain in the hook behind the limiter')
+  for (const release of releases) release()
+  const ids = (await withTimeout(Promise.all(sent), 'four PUBACKs')).map(p => p?.messageId)
+  t.same(behind, ['kept', 'plain'], 'the hook behind never saw the answered packets')
+  t.same(acks, ids, 'PUBACKs in PUBLISH order')
+  t.ok(client.connected, 'the connection stays up')
 })
 
 t.test('authorizePublish: the first denial closes the connection and later hooks never see the packet', async (t) => {

@@ -9,7 +9,7 @@ import { createLogger } from '../../broker/logger.js'
 import { openStore } from '../../broker/store/index.js'
 import { createTokenService } from '../../core/tokens.js'
 import { text, userId } from '../helpers/fixtures.js'
-import { TEST_SECRET, tempDir } from '../helpers/node.js'
+import { TEST_SECRET, UNLIMITED_SENDS, tempDir } from '../helpers/node.js'
 import { createDatabase } from '../helpers/pg-database.js'
 import { spawnServer } from '../helpers/spawn-node.js'
 
@@ -26,7 +26,7 @@ t.test('SIGTERM commits every send it acknowledged, closes sessions and exits 0'
   await store.query('INSERT INTO members (conv_id, user_id) VALUES ($1, $2), ($1, $3)', [conv, alice, bob])
   await store.close()
 
-  const server = await spawnServer(t, { env: { DATABASE_URL: db.url, THREADLINE_DATA_DIR: await tempDir(t), THREADLINE_JWT_SECRET: TEST_SECRET } })
+  const server = await spawnServer(t, { env: { DATABASE_URL: db.url, THREADLINE_DATA_DIR: await tempDir(t), THREADLINE_JWT_SECRET: TEST_SECRET, ...UNLIMITED_SENDS } })
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.mqttPort}`, {
     clientId: `${alice}:phone`, username: alice, password: createTokenService(TEST_SECRET).sign({ sub: alice }, 600), reconnectPeriod: 0
   })

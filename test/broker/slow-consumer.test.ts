@@ -4,7 +4,7 @@
 import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
-import { connectUser, startNode } from '../helpers/node.js'
+import { UNLIMITED_SENDS, connectUser, startNode } from '../helpers/node.js'
 import { connectRecording, createConversation, queuedTopics } from '../helpers/access.js'
 import { text, userId } from '../helpers/fixtures.js'
 import { connectPacket, framePackets, openSocket, readBytes, subscribePacket, within } from '../helpers/raw-mqtt.js'
@@ -76,7 +76,7 @@ const variants = [['tcp', false], ['ws', false], ['tcp', true]] as const
 
 for (const [transport, redis] of variants) {
   t.test(`${transport}${redis ? ', sessions in Redis' : ''}: a subscriber that stops reading delays nobody, is disconnected past its buffer bound, and its session keeps what it missed`, async (t) => {
-    const node = await startNode(t, { redis, env: { THREADLINE_CLIENT_BUFFER_BYTES: String(BUFFER_BYTES) } })
+    const node = await startNode(t, { redis, env: { THREADLINE_CLIENT_BUFFER_BYTES: String(BUFFER_BYTES), ...UNLIMITED_SENDS } })
     const [alice, bob, slow] = [userId('alice'), userId('bob'), userId('slow')]
     const conv = await createConversation(node, [alice, bob, slow])
     const a = await connectUser(t, node, alice, 'phone')
@@ -146,7 +146,7 @@ for (const [transport, redis] of variants) {
 
 for (const redis of [false, true]) {
   t.test(`${redis ? 'sessions in Redis: ' : ''}a persistent session's queue far larger than the bound is replayed as its client reads, not cut off at every reconnect`, async (t) => {
-    const node = await startNode(t, { redis, env: { THREADLINE_CLIENT_BUFFER_BYTES: String(BUFFER_BYTES) } })
+    const node = await startNode(t, { redis, env: { THREADLINE_CLIENT_BUFFER_BYTES: String(BUFFER_BYTES), ...UNLIMITED_SENDS } })
     const [alice, slow] = [userId('alice'), userId('slow')]
     const conv = await createConversation(node, [alice, slow])
     const slowId = `${slow}:phone`

@@ -14,6 +14,9 @@ import { DEFAULT_WAIT_MS, withTimeout } from './wait.js'
 
 export const TEST_SECRET = 'test-secret-0123456789abcdef-0123456789'
 
+/** For tests that send faster than a user may (THREADLINE_SEND_RATE/_BURST, 20/s and 100 by default): no send limit shapes them. */
+export const UNLIMITED_SENDS = Object.freeze({ THREADLINE_SEND_RATE: '1000000', THREADLINE_SEND_BURST: '1000000' })
+
 interface Teardownable { teardown(fn: () => unknown): void }
 
 export type StoreKind = 'pg' | 'pglite'

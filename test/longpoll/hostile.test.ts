@@ -6,12 +6,13 @@ import { once } from 'node:events'
 import type net from 'node:net'
 import t from 'tap'
 import { createConversation, userId } from '../helpers/fixtures.js'
-import { collect, connectUser, startNode } from '../helpers/node.js'
+import { UNLIMITED_SENDS, collect, connectUser, startNode } from '../helpers/node.js'
 import { http, LongPollClient, untilStats } from '../helpers/longpoll.js'
 import { openSocket } from '../helpers/raw-mqtt.js'
 import { waitFor, withTimeout } from '../helpers/wait.js'
 
-const node = await startNode(t)
+// hostile volumes on purpose: no rate limit shapes them (test/limits/ tests those)
+const node = await startNode(t, { env: { ...UNLIMITED_SENDS, THREADLINE_POLL_RATE: '0' } })
 
 /** 4000 code points of three bytes: a text at its limit, 12 KB on the wire. */
 const big = (i: number): string => JSON.stringify({ client_msg_id: `big-${i}`, type: 'text', text: `${i} `.padEnd(4000, '€') })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { collect, connectUser, startNode } from '../helpers/node.js'
+import { UNLIMITED_SENDS, collect, connectUser, startNode } from '../helpers/node.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
 
 interface Envelope { t: string, conv_id: string, seq: number, sender_id: string, client_msg_id: string, text?: string }
@@ -8,7 +8,7 @@ const N = 200
 
 for (const store of ['pg', 'pglite'] as const) {
   t.test(`[${store}] 200 messages reach every device of both users in seq order, none missing, none twice`, async (t) => {
-    const node = await startNode(t, { store })
+    const node = await startNode(t, { store, env: UNLIMITED_SENDS })
     const alice = userId('alice')
     const bob = userId('bob')
     const conv = await createConversation(node, [alice, bob])

@@ -3,7 +3,7 @@
 // flight at once, because the bound was only checked before a batch.
 import t from 'tap'
 import { MAX_FANOUT_IN_FLIGHT } from '../../core/messages/send-service.js'
-import { connectUser, startNode } from '../helpers/node.js'
+import { UNLIMITED_SENDS, connectUser, startNode } from '../helpers/node.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -11,7 +11,7 @@ const MEMBERS = 256
 const SENDS = 100
 
 t.test('a batch to a large group never has more fan-out in flight than the bound', async (t) => {
-  const node = await startNode(t, { store: 'pglite' })
+  const node = await startNode(t, { store: 'pglite', env: UNLIMITED_SENDS })
   const sender = userId('sender')
   const conv = await createConversation(node, [sender, ...Array.from({ length: MEMBERS - 1 }, (_, i) => userId(`m${i}`))], 'group')
   const a = await connectUser(t, node, sender, 'phone')

@@ -3,7 +3,7 @@
 // disconnected to resend it; a later send of the same client, already queued behind the
 // failed batch, must not commit first (seen before the fix: a2 seq 1, a1 seq 2).
 import t from 'tap'
-import { collect, connectUser, startNode, token } from '../helpers/node.js'
+import { UNLIMITED_SENDS, collect, connectUser, startNode, token } from '../helpers/node.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -17,7 +17,7 @@ interface Msg { t: string, seq?: number, client_msg_id?: string, conv_id?: strin
 const BATCH = 500
 
 t.test('after a failed batch, a client\'s queued sends do not overtake the failed one', async (t) => {
-  const node = await startNode(t, { store: 'pg' })
+  const node = await startNode(t, { store: 'pg', env: UNLIMITED_SENDS })
   const [alice, bob, carol] = [userId('alice'), userId('bob'), userId('carol')]
   const busy = await createConversation(node, [carol, bob])
   const conv = await createConversation(node, [alice, bob])

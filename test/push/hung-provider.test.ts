@@ -8,7 +8,7 @@ import type { MqttClient } from 'mqtt'
 import type { Threadline } from '../../broker/server.js'
 import { CONCURRENCY } from '../../plugins/push/queue.js'
 import type { PushService } from '../../core/push/service.js'
-import { connectUser } from '../helpers/node.js'
+import { UNLIMITED_SENDS, connectUser } from '../helpers/node.js'
 import { userId } from '../helpers/fixtures.js'
 import { withTimeout } from '../helpers/wait.js'
 import { pushCredentials, startFakeApns, startFakeFcm } from '../helpers/push-fakes.js'
@@ -91,10 +91,11 @@ t.test('a provider that never answers leaves delivery latency unchanged and memo
       THREADLINE_PUSH_QUEUE_MAX: String(QUEUE_MAX),
       // requests stay open for the whole run: the provider holds every slot it is given
       THREADLINE_PUSH_TIMEOUT_MS: '60000',
-      THREADLINE_PUSH_RETRIES: '0'
+      THREADLINE_PUSH_RETRIES: '0',
+      ...UNLIMITED_SENDS
     }
   })
-  const off = await startPushNode(t, creds, { apns: null, fcm: null })
+  const off = await startPushNode(t, creds, { apns: null, fcm: null }, { env: UNLIMITED_SENDS })
 
   const groups = [await group(t, off.node, off.push), await group(t, hung.node, hung.push)]
   await measure(groups, 0) // warm-up
