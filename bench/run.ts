@@ -16,6 +16,8 @@ import { type BenchOptions, USAGE, UsageError, parseOptions } from './options.js
 import { type PhasePlan, type PhaseReport, type Round, type Servers, runRound, summarize } from './phase.js'
 import { startChild, waitForPort, waitForQuiet, type Child } from './procs.js'
 import { type BenchReport, markdown, table, verdicts } from './report.js'
+import { type ConnectionsRound, insertUsers, measureSessions, sessionSpecs } from './connections.js'
+import { type ConnectionsReport, connectionsMarkdown, connectionsRatio, connectionsTable, summarizeConnections } from './connections-report.js'
 import { type HeldPollMemory, measureHeldPolls } from './longpoll-memory.js'
 import { type LongPollReport, longPollMarkdown, longPollTable } from './longpoll-report.js'
 import {
@@ -134,9 +136,10 @@ async function startThreadlineTarget (opts: BenchOptions, profDir: string | null
   }
 }
 
-async function startRawTarget (opts: BenchOptions, profDir: string | null): Promise<RunningTarget> {
+async function startRawTarget (opts: BenchOptions, profDir: string | null, preload?: string): Promise<RunningTarget> {
   const port = await freePort()
-  const child = startChild('raw-aedes', process.execPath, nodeArgs(['bench/raw-aedes.ts', String(port)], profDir), { cwd: root, env: process.env, verbose: opts.verbose })
+  const script = [...(preload !== undefined ? ['--import', preload] : []), 'bench/raw-aedes.ts', String(port)]
+  const child = startChild('raw-aedes', process.execPath, nodeArgs(script, profDir), { cwd: root, env: process.env, verbose: opts.verbose })
   defer(() => child.stop())
   await waitForPort(port, child, STARTUP_TIMEOUT_MS)
   log(`raw Aedes up (pid ${child.pid}, MQTT 127.0.0.1:${port})`)
@@ -342,6 +345,43 @@ async function benchLongPoll (opts: BenchOptions, profDir: string | null): Promi
   return { phases, memory: measured.memory }
 }
 
+/**
+ * --scenario connections: per round and target a fresh server (the heap probe preloaded),
+ * --connections idle sessions opened from the client processes and held while the
+ * server's memory is read; targets alternate ABBA over --rounds. Threadline gets the
+ * sessions' users in its database first and a connection cap that admits them all.
+ */
+async function benchConnections (opts: BenchOptions, profDir: string | null): Promise<ConnectionsRound[]> {
+  const tokens = createTokenService(SECRET)
+  const specs = sessionSpecs(opts.connections, user => tokens.sign({ sub: user }, 6 * 3600))
+  const rounds: ConnectionsRound[] = []
+  for (let i = 0; i < opts.rounds; i++) {
+    const order = i % 2 === 0 ? opts.targets : [...opts.targets].reverse()
+    for (const target of order) {
+      checkInterrupted()
+      const othersBefore = opts.quietS > 0 ? await waitForQuiet(opts.quietS, 25) : null
+      if (othersBefore !== null && othersBefore >= 25) log(`other jobs on this machine use ${othersBefore}% of a core: figures will suffer`)
+      const t = target === 'threadline'
+        ? await startThreadlineTarget(opts, profDir, { preload: './bench/heap-probe.ts', env: { THREADLINE_MAX_CONNECTIONS: String(opts.connections) } })
+        : await startRawTarget(opts, profDir, './bench/heap-probe.ts')
+      if (t.databaseUrl !== null) await insertUsers(t.databaseUrl, specs.map(s => s.user))
+      const pool = WorkerPool.startConnections(opts.workers, root)
+      try {
+        const r = await measureSessions(t, pool, specs, opts, i + 1, log)
+        r.othersBeforePct = othersBefore
+        rounds.push(r)
+      } catch (err) {
+        if (t.child.exitStatus() !== null) throw new Error(`${t.child.name} ended (${t.child.exitStatus()}) during the run; its last output:\n${t.child.tail()}`, { cause: err })
+        throw err
+      } finally {
+        await pool.close()
+        await t.child.stop()
+      }
+    }
+  }
+  return rounds
+}
+
 /** HEAD and the server-side files that differ from it, so a figure can be tied to code. */
 function measuredCode (): BenchReport['code'] {
   const git = (args: string[]): string | null => {
@@ -388,6 +428,26 @@ async function main (argv: string[]): Promise<number> {
   if (profDir !== null) await mkdir(profDir, { recursive: true })
   await ensurePackages({ postgres: opts.targets.includes('threadline'), redis: false })
 
+  if (opts.scenario === 'connections') {
+    const rounds = await benchConnections(opts, profDir)
+    await runCleanups()
+    const summaries = summarizeConnections(rounds)
+    const report: ConnectionsReport = {
+      startedAt,
+      command: ['npm run bench', '--', ...argv].join(' '),
+      machine: machine(),
+      code: measured,
+      options: opts,
+      rounds,
+      summaries,
+      ratio: connectionsRatio(summaries)
+    }
+    await writeFile(path.join(outDir, 'connections.json'), JSON.stringify(report, null, 2) + '\n')
+    await writeFile(path.join(outDir, 'connections.md'), connectionsMarkdown(report) + '\n')
+    process.stdout.write(connectionsTable(report) + '\n')
+    log(`wrote ${path.relative(root, path.join(outDir, 'connections.json'))} and connections.md`)
+    return 0
+  }
   const signals = opts.scenario === 'signals'
   const longpoll = opts.scenario === 'longpoll'
   let memory: HeldPollMemory | null = null
