@@ -371,7 +371,8 @@ async function benchConnections (opts: BenchOptions, profDir: string | null): Pr
         r.othersBeforePct = othersBefore
         rounds.push(r)
       } catch (err) {
-        if (t.child.exitStatus() !== null) throw new Error(`${t.child.name} ended (${t.child.exitStatus()}) during the run; its last output:\n${t.child.tail()}`, { cause: err })
+        const why = err instanceof Error ? err.message : String(err)
+        if (t.child.exitStatus() !== null) throw new Error(`${t.child.name} ended (${t.child.exitStatus()}) during the run (${why}); its last output:\n${t.child.tail()}`, { cause: err })
         throw err
       } finally {
         await pool.close()
