@@ -41,6 +41,8 @@ export interface ConnectFigures {
   errorSamples: string[]
   /** from the first CONNECT to the last SUBACK of the measured batch, over all client processes */
   wallMs: number
+  /** the same as CLOCK_MONOTONIC µs (bench/profile-summary.ts --from/--to takes it) */
+  windowUs: [number, number]
   sessionsPerS: number
   /** µs from each session's TCP connect to its SUBACK */
   connectToSuback: string
@@ -180,6 +182,7 @@ export async function measureSessions (t: SessionTarget, pool: WorkerPool, specs
       failed,
       errorSamples: results.flatMap(r => r.errorSamples).slice(0, 5),
       wallMs: round2(wallMs, 0),
+      windowUs: [Math.round(firstAt), Math.round(lastAt)],
       sessionsPerS: round2(1000 * opened / wallMs, 0),
       connectToSuback: hdr.encodeIntoCompressedBase64(h)
     },
