@@ -35,6 +35,8 @@ export interface BenchOptions {
   readonly connectConcurrency: number
   /** connections scenario: the sessions' MQTT keepalive (s) */
   readonly keepaliveS: number
+  /** connections scenario: run Threadline's sources through tsx instead of tsc's build */
+  readonly fromSource: boolean
   readonly pairs: number
   readonly durationS: number
   readonly warmupS: number
@@ -85,6 +87,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --connect-concurrency C  connections: sessions connecting at once,    (default 100)
                        over all client processes
   --keepalive S        connections: the sessions' MQTT keepalive         (default 60)
+  --from-source        connections: run Threadline's TypeScript through tsx, as the
+                       other scenarios do, instead of tsc's build (dist/, as npm
+                       start runs it; tsx's keepNames costs memory per closure)
 
   --pairs N            1:1 conversations, both users connected            (default 50)
   --duration S         measured seconds per max/rate phase               (default 15)
@@ -147,6 +152,7 @@ export function parseOptions (argv: string[]): BenchOptions | null {
         connections: { type: 'string' },
         'connect-concurrency': { type: 'string' },
         keepalive: { type: 'string' },
+        'from-source': { type: 'boolean' },
         pairs: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
@@ -192,6 +198,7 @@ export function parseOptions (argv: string[]): BenchOptions | null {
     connections,
     connectConcurrency: int(values, 'connect-concurrency', 100, 1, 2000),
     keepaliveS: int(values, 'keepalive', 60, 10, 3600),
+    fromSource: values['from-source'] === true,
     // every pair is two connections: stay well inside ~20,000 open files per process
     pairs: int(values, 'pairs', 50, 1, 4000),
     durationS: int(values, 'duration', 15, 1, 600),

@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import * as esbuild from 'esbuild'
 import pg from 'pg'
 import { createTokenService } from '../core/tokens.js'
 import { ensurePackages, pgBinDir } from '../test/services/debian.js'
@@ -57,8 +58,8 @@ async function runCleanups (): Promise<void> {
   }
 }
 
-function nodeArgs (script: string[], profDir: string | null): string[] {
-  return ['--import', 'tsx', ...(profDir !== null ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...script]
+function nodeArgs (script: string[], profDir: string | null, tsx = true): string[] {
+  return [...(tsx ? ['--import', 'tsx'] : []), ...(profDir !== null ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...script]
 }
 
 interface RunningTarget {
@@ -80,6 +81,8 @@ interface TargetExtras {
   countWrites?: (stats: pg.Client) => Promise<number>
   /** a module the server imports first (bench/heap-probe.ts) */
   preload?: string
+  /** run tsc's build in dist/ with plain node, as `npm start` does, instead of the sources through tsx */
+  built?: boolean
 }
 
 async function startThreadlineTarget (opts: BenchOptions, profDir: string | null, extras: TargetExtras = {}): Promise<RunningTarget> {
@@ -114,8 +117,8 @@ async function startThreadlineTarget (opts: BenchOptions, profDir: string | null
     THREADLINE_MAX_GROUP_MEMBERS: String(Math.max(256, opts.groupSize)),
     ...extras.env
   }
-  const script = [...(extras.preload !== undefined ? ['--import', extras.preload] : []), 'broker/main.ts']
-  const child = startChild('threadline', process.execPath, nodeArgs(script, profDir), { cwd: root, env, verbose: opts.verbose })
+  const script = [...(extras.preload !== undefined ? ['--import', extras.preload] : []), extras.built === true ? 'dist/broker/main.js' : 'broker/main.ts']
+  const child = startChild('threadline', process.execPath, nodeArgs(script, profDir, extras.built !== true), { cwd: root, env, verbose: opts.verbose })
   defer(() => child.stop())
   await waitForPort(mqttPort, child, STARTUP_TIMEOUT_MS)
   log(`${extras.label ?? 'Threadline'} up (pid ${child.pid}, MQTT 127.0.0.1:${mqttPort})`)
@@ -346,12 +349,30 @@ async function benchLongPoll (opts: BenchOptions, profDir: string | null): Promi
 }
 
 /**
+ * bench/heap-probe.ts as one plain ES module, so a server run without tsx can preload it
+ * (esbuild, the server's own dependency; no keepNames, unlike tsx).
+ */
+async function bundleHeapProbe (): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'threadline-bench-probe-'))
+  defer(() => rm(dir, { recursive: true, force: true }))
+  const outfile = path.join(dir, 'heap-probe.mjs')
+  await esbuild.build({ entryPoints: [path.join(root, 'bench/heap-probe.ts')], bundle: true, platform: 'node', format: 'esm', outfile, logLevel: 'error' })
+  return outfile
+}
+
+/**
  * --scenario connections: per round and target a fresh server (the heap probe preloaded),
  * --connections idle sessions opened from the client processes and held while the
  * server's memory is read; targets alternate ABBA over --rounds. Threadline gets the
  * sessions' users in its database first and a connection cap that admits them all.
  */
 async function benchConnections (opts: BenchOptions, profDir: string | null): Promise<ConnectionsRound[]> {
+  const built = !opts.fromSource && opts.targets.includes('threadline')
+  if (built) {
+    log('building the server (tsc -b tsconfig.build.json → dist/, as npm start does)')
+    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit', timeout: 300_000 })
+  }
+  const probe = await bundleHeapProbe()
   const tokens = createTokenService(SECRET)
   const specs = sessionSpecs(opts.connections, user => tokens.sign({ sub: user }, 6 * 3600))
   const rounds: ConnectionsRound[] = []
@@ -362,8 +383,8 @@ async function benchConnections (opts: BenchOptions, profDir: string | null): Pr
       const othersBefore = opts.quietS > 0 ? await waitForQuiet(opts.quietS, 25) : null
       if (othersBefore !== null && othersBefore >= 25) log(`other jobs on this machine use ${othersBefore}% of a core: figures will suffer`)
       const t = target === 'threadline'
-        ? await startThreadlineTarget(opts, profDir, { preload: './bench/heap-probe.ts', env: { THREADLINE_MAX_CONNECTIONS: String(opts.connections) } })
-        : await startRawTarget(opts, profDir, './bench/heap-probe.ts')
+        ? await startThreadlineTarget(opts, profDir, { preload: probe, built, env: { THREADLINE_MAX_CONNECTIONS: String(opts.connections) } })
+        : await startRawTarget(opts, profDir, probe)
       if (t.databaseUrl !== null) await insertUsers(t.databaseUrl, specs.map(s => s.user))
       const pool = WorkerPool.startConnections(opts.workers, root)
       try {
