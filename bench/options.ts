@@ -74,18 +74,19 @@ export const USAGE = `usage: npm run bench -- [options]
                        with no device; memory per held poll; uses --rate
                        (default 500 there), --duration, --warmup, --rounds,
                        --workers, --drain
-  --typists N          signals: members that type (every 3 s)            (default 25)
-  --polls N            longpoll: long-poll clients = groups per variant  (default 200)
-  --poll-timeout S     longpoll: how long an idle poll is held           (default 30)
                        connections: --connections idle persistent sessions
                        (clean=false, own user and device, real token, inbox
                        subscribed at QoS 1) on Threadline, then the same on raw
                        Aedes: server memory per session and connect rate; uses
                        --workers (default 1 per ${SESSIONS_PER_WORKER.toLocaleString('en')} sessions, at least 2),
                        --rounds (default 1), --quiet, --targets
+  --typists N          signals: members that type (every 3 s)            (default 25)
+  --polls N            longpoll: long-poll clients = groups per variant  (default 200)
+  --poll-timeout S     longpoll: how long an idle poll is held           (default 30)
   --connections N      connections: sessions per target, ≤ ${MAX_SESSIONS.toLocaleString('en')}        (default 10000)
-  --connect-concurrency C  connections: sessions connecting at once,    (default 100)
-                       over all client processes
+  --connect-concurrency C
+                       connections: sessions connecting at once, over  (default 100)
+                       all client processes
   --keepalive S        connections: the sessions' MQTT keepalive         (default 60)
   --from-source        connections: run Threadline's TypeScript through tsx, as the
                        other scenarios do, instead of tsc's build (dist/, as npm
