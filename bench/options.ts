@@ -184,7 +184,8 @@ export function parseOptions (argv: string[]): BenchOptions | null {
   const groupSize = int(values, 'group-size', 250, 2, 5000)
   const scenario = values.scenario === undefined ? 'default' : String(values.scenario)
   if (!(SCENARIOS as readonly string[]).includes(scenario)) throw new UsageError(`--scenario: ${JSON.stringify(scenario)} is not one of ${SCENARIOS.join(', ')}`)
-  const connections = int(values, 'connections', 10_000, 1, MAX_SESSIONS)
+  // a tenth of them open before the baseline: at least one, and some after it
+  const connections = int(values, 'connections', 10_000, 10, MAX_SESSIONS)
   const sessionWorkers = Math.max(2, Math.ceil(connections / SESSIONS_PER_WORKER))
   const workers = int(values, 'workers', scenario === 'connections' ? sessionWorkers : 2, 1, 16)
   if (scenario === 'connections' && Math.ceil(connections / workers) > MAX_SESSIONS_PER_WORKER) {

@@ -349,6 +349,18 @@ async function benchLongPoll (opts: BenchOptions, profDir: string | null): Promi
 }
 
 /**
+ * Every session comes from 127.0.0.1: the CONNECT limit per address must not shape the
+ * load (it is still checked on every CONNECT), and the connection cap must admit them all.
+ */
+function connectionsEnv (sessions: number): Record<string, string> {
+  return {
+    THREADLINE_MAX_CONNECTIONS: String(sessions),
+    THREADLINE_CONNECT_IP_RATE: '1000000',
+    THREADLINE_CONNECT_IP_BURST: '1000000'
+  }
+}
+
+/**
  * bench/heap-probe.ts as one plain ES module, so a server run without tsx can preload it
  * (esbuild, the server's own dependency; no keepNames, unlike tsx).
  */
@@ -383,7 +395,7 @@ async function benchConnections (opts: BenchOptions, profDir: string | null): Pr
       const othersBefore = opts.quietS > 0 ? await waitForQuiet(opts.quietS, 25) : null
       if (othersBefore !== null && othersBefore >= 25) log(`other jobs on this machine use ${othersBefore}% of a core: figures will suffer`)
       const t = target === 'threadline'
-        ? await startThreadlineTarget(opts, profDir, { preload: probe, built, env: { THREADLINE_MAX_CONNECTIONS: String(opts.connections) } })
+        ? await startThreadlineTarget(opts, profDir, { preload: probe, built, env: connectionsEnv(opts.connections) })
         : await startRawTarget(opts, profDir, probe)
       if (t.databaseUrl !== null) await insertUsers(t.databaseUrl, specs.map(s => s.user))
       const pool = WorkerPool.startConnections(opts.workers, root)
