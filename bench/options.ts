@@ -6,10 +6,20 @@ import type { Target } from './protocol.js'
 export type Mode = 'max' | 'rate' | 'group'
 /**
  * `default`: the send path against raw Aedes; `signals`: a group with receipts and typing,
- * coalescing on and off; `longpoll`: deliveries over held HTTP polls next to MQTT ones
+ * coalescing on and off; `longpoll`: deliveries over held HTTP polls next to MQTT ones;
+ * `connections`: memory and connect rate of idle sessions against raw Aedes
  */
-export type ScenarioName = 'default' | 'signals' | 'longpoll'
-const SCENARIOS: readonly ScenarioName[] = ['default', 'signals', 'longpoll']
+export type ScenarioName = 'default' | 'signals' | 'longpoll' | 'connections'
+const SCENARIOS: readonly ScenarioName[] = ['default', 'signals', 'longpoll', 'connections']
+
+/**
+ * The server holds one socket per session and this machine allows 20,000 open files per
+ * process: what is left is for its listeners, PostgreSQL pool, files and pipes.
+ */
+export const MAX_SESSIONS = 19_000
+/** sessions per client process, far below its own 20,000 open files */
+export const SESSIONS_PER_WORKER = 5_000
+const MAX_SESSIONS_PER_WORKER = 15_000
 
 export interface BenchOptions {
   readonly scenario: ScenarioName
@@ -19,6 +29,14 @@ export interface BenchOptions {
   readonly polls: number
   /** longpoll scenario: how long a poll asks to be held when nothing waits (s) */
   readonly pollTimeoutS: number
+  /** connections scenario: idle sessions per target */
+  readonly connections: number
+  /** connections scenario: sessions connecting at once, over all client processes */
+  readonly connectConcurrency: number
+  /** connections scenario: the sessions' MQTT keepalive (s) */
+  readonly keepaliveS: number
+  /** connections scenario: run Threadline's sources through tsx instead of tsc's build */
+  readonly fromSource: boolean
   readonly pairs: number
   readonly durationS: number
   readonly warmupS: number
@@ -56,9 +74,23 @@ export const USAGE = `usage: npm run bench -- [options]
                        with no device; memory per held poll; uses --rate
                        (default 500 there), --duration, --warmup, --rounds,
                        --workers, --drain
+                       connections: --connections idle persistent sessions
+                       (clean=false, own user and device, real token, inbox
+                       subscribed at QoS 1) on Threadline, then the same on raw
+                       Aedes: server memory per session and connect rate; uses
+                       --workers (default 1 per ${SESSIONS_PER_WORKER.toLocaleString('en')} sessions, at least 2),
+                       --rounds (default 1), --quiet, --targets
   --typists N          signals: members that type (every 3 s)            (default 25)
   --polls N            longpoll: long-poll clients = groups per variant  (default 200)
   --poll-timeout S     longpoll: how long an idle poll is held           (default 30)
+  --connections N      connections: sessions per target, ≤ ${MAX_SESSIONS.toLocaleString('en')}        (default 10000)
+  --connect-concurrency C
+                       connections: sessions connecting at once, over  (default 100)
+                       all client processes
+  --keepalive S        connections: the sessions' MQTT keepalive         (default 60)
+  --from-source        connections: run Threadline's TypeScript through tsx, as the
+                       other scenarios do, instead of tsc's build (dist/, as npm
+                       start runs it; tsx's keepNames costs memory per closure)
 
   --pairs N            1:1 conversations, both users connected            (default 50)
   --duration S         measured seconds per max/rate phase               (default 15)
@@ -118,6 +150,10 @@ export function parseOptions (argv: string[]): BenchOptions | null {
         typists: { type: 'string' },
         polls: { type: 'string' },
         'poll-timeout': { type: 'string' },
+        connections: { type: 'string' },
+        'connect-concurrency': { type: 'string' },
+        keepalive: { type: 'string' },
+        'from-source': { type: 'boolean' },
         pairs: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
@@ -148,19 +184,30 @@ export function parseOptions (argv: string[]): BenchOptions | null {
   const groupSize = int(values, 'group-size', 250, 2, 5000)
   const scenario = values.scenario === undefined ? 'default' : String(values.scenario)
   if (!(SCENARIOS as readonly string[]).includes(scenario)) throw new UsageError(`--scenario: ${JSON.stringify(scenario)} is not one of ${SCENARIOS.join(', ')}`)
+  // a tenth of them open before the baseline: at least one, and some after it
+  const connections = int(values, 'connections', 10_000, 10, MAX_SESSIONS)
+  const sessionWorkers = Math.max(2, Math.ceil(connections / SESSIONS_PER_WORKER))
+  const workers = int(values, 'workers', scenario === 'connections' ? sessionWorkers : 2, 1, 16)
+  if (scenario === 'connections' && Math.ceil(connections / workers) > MAX_SESSIONS_PER_WORKER) {
+    throw new UsageError(`--workers: ${workers} client processes would hold ${Math.ceil(connections / workers)} sessions each; at most ${MAX_SESSIONS_PER_WORKER} (open files)`)
+  }
   const opts: BenchOptions = {
     scenario: scenario as ScenarioName,
     typists: int(values, 'typists', 25, 0, groupSize),
     // each is a socket in the long-poll worker and three users of its variant's groups
     polls: int(values, 'polls', 200, 1, 5000),
     pollTimeoutS: int(values, 'poll-timeout', 30, 1, 90),
+    connections,
+    connectConcurrency: int(values, 'connect-concurrency', 100, 1, 2000),
+    keepaliveS: int(values, 'keepalive', 60, 10, 3600),
+    fromSource: values['from-source'] === true,
     // every pair is two connections: stay well inside ~20,000 open files per process
     pairs: int(values, 'pairs', 50, 1, 4000),
     durationS: int(values, 'duration', 15, 1, 600),
     warmupS: int(values, 'warmup', 3, 0, 120),
     ratePerS: int(values, 'rate', scenario === 'longpoll' ? 500 : 2000, 1, 1_000_000),
     window: int(values, 'window', 20, 1, 1000),
-    workers: int(values, 'workers', 2, 1, 16),
+    workers,
     groupSize,
     groupSenders: int(values, 'group-senders', 4, 1, groupSize),
     groupRatePerS: int(values, 'group-rate', 20, 1, 100_000),
@@ -168,7 +215,7 @@ export function parseOptions (argv: string[]): BenchOptions | null {
     paddingBytes: int(values, 'padding', 40, 0, 3900),
     drainS: int(values, 'drain', 10, 1, 300),
     quietS: int(values, 'quiet', 5, 0, 600),
-    rounds: int(values, 'rounds', 3, 1, 20),
+    rounds: int(values, 'rounds', scenario === 'connections' ? 1 : 3, 1, 20),
     targets: list(values, 'targets', ['threadline', 'raw-aedes'] as const),
     modes: list(values, 'modes', ['max', 'rate', 'group'] as const),
     cpuProf: values['cpu-prof'] === true,

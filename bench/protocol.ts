@@ -108,7 +108,20 @@ export interface ExpectCommand {
   acked: Record<string, number>
 }
 
-export type DriverMessage = SetupCommand | RunCommand | ExpectCommand | { cmd: 'longpoll', step: LongPollStep } | { cmd: 'close' }
+/**
+ * `--scenario connections`: open these idle sessions (clean=false, `<user>:<device>`,
+ * subscribed to `user/<user>/inbox` at QoS 1), at most `concurrency` connecting at once,
+ * and keep them open until `close`.
+ */
+export interface SessionsCommand {
+  cmd: 'sessions'
+  url: string
+  sessions: Array<{ user: string, device: string, token: string }>
+  concurrency: number
+  keepaliveS: number
+}
+
+export type DriverMessage = SetupCommand | RunCommand | ExpectCommand | SessionsCommand | { cmd: 'longpoll', step: LongPollStep } | { cmd: 'close' }
 
 /** What the long-poll worker counted of its polls inside [markAt, stopAt). */
 export interface PollCounts {
@@ -165,6 +178,22 @@ export type WorkerMessage =
   | { type: 'acked', worker: number, acked: Record<string, number> }
   | { type: 'result', result: PhaseResult }
   | { type: 'fatal', worker: number, message: string }
+  | { type: 'sessions', worker: number, result: SessionsResult }
+
+/** What a connections worker did with one SessionsCommand. */
+export interface SessionsResult {
+  /** sessions that reached SUBACK */
+  opened: number
+  failed: number
+  errorSamples: string[]
+  /** CLOCK_MONOTONIC µs: the first CONNECT started, the last SUBACK arrived */
+  firstAt: number
+  lastAt: number
+  /** base64 of an hdr-histogram-js compressed histogram, µs from the TCP connect to the SUBACK */
+  connectToSuback: string
+  /** sessions of this worker (all commands so far) whose connection closed after their SUBACK */
+  dropped: number
+}
 
 /** Starts the line bench/heap-probe.ts prints in the server's output on SIGUSR2. */
 export const HEAP_MARKER = 'BENCH_HEAP '

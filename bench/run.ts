@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import * as esbuild from 'esbuild'
 import pg from 'pg'
 import { createTokenService } from '../core/tokens.js'
 import { ensurePackages, pgBinDir } from '../test/services/debian.js'
@@ -16,6 +17,8 @@ import { type BenchOptions, USAGE, UsageError, parseOptions } from './options.js
 import { type PhasePlan, type PhaseReport, type Round, type Servers, runRound, summarize } from './phase.js'
 import { startChild, waitForPort, waitForQuiet, type Child } from './procs.js'
 import { type BenchReport, markdown, table, verdicts } from './report.js'
+import { type ConnectionsRound, insertUsers, measureSessions, sessionSpecs } from './connections.js'
+import { type ConnectionsReport, connectionsMarkdown, connectionsRatio, connectionsTable, summarizeConnections } from './connections-report.js'
 import { type HeldPollMemory, measureHeldPolls } from './longpoll-memory.js'
 import { type LongPollReport, longPollMarkdown, longPollTable } from './longpoll-report.js'
 import {
@@ -55,8 +58,8 @@ async function runCleanups (): Promise<void> {
   }
 }
 
-function nodeArgs (script: string[], profDir: string | null): string[] {
-  return ['--import', 'tsx', ...(profDir !== null ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...script]
+function nodeArgs (script: string[], profDir: string | null, tsx = true): string[] {
+  return [...(tsx ? ['--import', 'tsx'] : []), ...(profDir !== null ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...script]
 }
 
 interface RunningTarget {
@@ -78,6 +81,8 @@ interface TargetExtras {
   countWrites?: (stats: pg.Client) => Promise<number>
   /** a module the server imports first (bench/heap-probe.ts) */
   preload?: string
+  /** run tsc's build in dist/ with plain node, as `npm start` does, instead of the sources through tsx */
+  built?: boolean
 }
 
 async function startThreadlineTarget (opts: BenchOptions, profDir: string | null, extras: TargetExtras = {}): Promise<RunningTarget> {
@@ -112,8 +117,8 @@ async function startThreadlineTarget (opts: BenchOptions, profDir: string | null
     THREADLINE_MAX_GROUP_MEMBERS: String(Math.max(256, opts.groupSize)),
     ...extras.env
   }
-  const script = [...(extras.preload !== undefined ? ['--import', extras.preload] : []), 'broker/main.ts']
-  const child = startChild('threadline', process.execPath, nodeArgs(script, profDir), { cwd: root, env, verbose: opts.verbose })
+  const script = [...(extras.preload !== undefined ? ['--import', extras.preload] : []), extras.built === true ? 'dist/broker/main.js' : 'broker/main.ts']
+  const child = startChild('threadline', process.execPath, nodeArgs(script, profDir, extras.built !== true), { cwd: root, env, verbose: opts.verbose })
   defer(() => child.stop())
   await waitForPort(mqttPort, child, STARTUP_TIMEOUT_MS)
   log(`${extras.label ?? 'Threadline'} up (pid ${child.pid}, MQTT 127.0.0.1:${mqttPort})`)
@@ -134,9 +139,10 @@ async function startThreadlineTarget (opts: BenchOptions, profDir: string | null
   }
 }
 
-async function startRawTarget (opts: BenchOptions, profDir: string | null): Promise<RunningTarget> {
+async function startRawTarget (opts: BenchOptions, profDir: string | null, preload?: string): Promise<RunningTarget> {
   const port = await freePort()
-  const child = startChild('raw-aedes', process.execPath, nodeArgs(['bench/raw-aedes.ts', String(port)], profDir), { cwd: root, env: process.env, verbose: opts.verbose })
+  const script = [...(preload !== undefined ? ['--import', preload] : []), 'bench/raw-aedes.ts', String(port)]
+  const child = startChild('raw-aedes', process.execPath, nodeArgs(script, profDir), { cwd: root, env: process.env, verbose: opts.verbose })
   defer(() => child.stop())
   await waitForPort(port, child, STARTUP_TIMEOUT_MS)
   log(`raw Aedes up (pid ${child.pid}, MQTT 127.0.0.1:${port})`)
@@ -342,6 +348,74 @@ async function benchLongPoll (opts: BenchOptions, profDir: string | null): Promi
   return { phases, memory: measured.memory }
 }
 
+/**
+ * Every session comes from 127.0.0.1: the CONNECT limit per address must not shape the
+ * load (it is still checked on every CONNECT), and the connection cap must admit them all.
+ */
+function connectionsEnv (sessions: number): Record<string, string> {
+  return {
+    THREADLINE_MAX_CONNECTIONS: String(sessions),
+    THREADLINE_CONNECT_IP_RATE: '1000000',
+    THREADLINE_CONNECT_IP_BURST: '1000000'
+  }
+}
+
+/**
+ * bench/heap-probe.ts as one plain ES module, so a server run without tsx can preload it
+ * (esbuild, the server's own dependency; no keepNames, unlike tsx).
+ */
+async function bundleHeapProbe (): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'threadline-bench-probe-'))
+  defer(() => rm(dir, { recursive: true, force: true }))
+  const outfile = path.join(dir, 'heap-probe.mjs')
+  await esbuild.build({ entryPoints: [path.join(root, 'bench/heap-probe.ts')], bundle: true, platform: 'node', format: 'esm', outfile, logLevel: 'error' })
+  return outfile
+}
+
+/**
+ * --scenario connections: per round and target a fresh server (the heap probe preloaded),
+ * --connections idle sessions opened from the client processes and held while the
+ * server's memory is read; targets alternate ABBA over --rounds. Threadline gets the
+ * sessions' users in its database first and a connection cap that admits them all.
+ */
+async function benchConnections (opts: BenchOptions, profDir: string | null): Promise<ConnectionsRound[]> {
+  const built = !opts.fromSource && opts.targets.includes('threadline')
+  if (built) {
+    log('building the server (tsc -b tsconfig.build.json → dist/, as npm start does)')
+    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit', timeout: 300_000 })
+  }
+  const probe = await bundleHeapProbe()
+  const tokens = createTokenService(SECRET)
+  const specs = sessionSpecs(opts.connections, user => tokens.sign({ sub: user }, 6 * 3600))
+  const rounds: ConnectionsRound[] = []
+  for (let i = 0; i < opts.rounds; i++) {
+    const order = i % 2 === 0 ? opts.targets : [...opts.targets].reverse()
+    for (const target of order) {
+      checkInterrupted()
+      const othersBefore = opts.quietS > 0 ? await waitForQuiet(opts.quietS, 25) : null
+      if (othersBefore !== null && othersBefore >= 25) log(`other jobs on this machine use ${othersBefore}% of a core: figures will suffer`)
+      const t = target === 'threadline'
+        ? await startThreadlineTarget(opts, profDir, { preload: probe, built, env: connectionsEnv(opts.connections) })
+        : await startRawTarget(opts, profDir, probe)
+      if (t.databaseUrl !== null) await insertUsers(t.databaseUrl, specs.map(s => s.user))
+      const pool = WorkerPool.startConnections(opts.workers, root)
+      try {
+        const r = await measureSessions(t, pool, specs, opts, i + 1, log)
+        r.othersBeforePct = othersBefore
+        rounds.push(r)
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err)
+        if (t.child.exitStatus() !== null) throw new Error(`${t.child.name} ended (${t.child.exitStatus()}) during the run (${why}); its last output:\n${t.child.tail()}`, { cause: err })
+        throw err
+      } finally {
+        await pool.close()
+        await t.child.stop()
+      }
+    }
+  }
+  return rounds
+}
+
 /** HEAD and the server-side files that differ from it, so a figure can be tied to code. */
 function measuredCode (): BenchReport['code'] {
   const git = (args: string[]): string | null => {
@@ -388,6 +462,26 @@ async function main (argv: string[]): Promise<number> {
   if (profDir !== null) await mkdir(profDir, { recursive: true })
   await ensurePackages({ postgres: opts.targets.includes('threadline'), redis: false })
 
+  if (opts.scenario === 'connections') {
+    const rounds = await benchConnections(opts, profDir)
+    await runCleanups()
+    const summaries = summarizeConnections(rounds)
+    const report: ConnectionsReport = {
+      startedAt,
+      command: ['npm run bench', '--', ...argv].join(' '),
+      machine: machine(),
+      code: measured,
+      options: opts,
+      rounds,
+      summaries,
+      ratio: connectionsRatio(summaries)
+    }
+    await writeFile(path.join(outDir, 'connections.json'), JSON.stringify(report, null, 2) + '\n')
+    await writeFile(path.join(outDir, 'connections.md'), connectionsMarkdown(report) + '\n')
+    process.stdout.write(connectionsTable(report) + '\n')
+    log(`wrote ${path.relative(root, path.join(outDir, 'connections.json'))} and connections.md`)
+    return 0
+  }
   const signals = opts.scenario === 'signals'
   const longpoll = opts.scenario === 'longpoll'
   let memory: HeldPollMemory | null = null

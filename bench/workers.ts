@@ -32,7 +32,15 @@ export class WorkerPool {
 
   /** `count` MQTT load workers, and with `longpoll` one long-poll worker after them (index `count`). */
   static start (count: number, root: string, longpoll = false): WorkerPool {
-    const scripts = [...Array.from({ length: count }, () => 'load-worker.ts'), ...(longpoll ? ['longpoll-worker.ts'] : [])]
+    return WorkerPool.#fork([...Array.from({ length: count }, () => 'load-worker.ts'), ...(longpoll ? ['longpoll-worker.ts'] : [])], root)
+  }
+
+  /** `count` client processes of `--scenario connections` (bench/conn-worker.ts). */
+  static startConnections (count: number, root: string): WorkerPool {
+    return WorkerPool.#fork(Array.from({ length: count }, () => 'conn-worker.ts'), root)
+  }
+
+  static #fork (scripts: string[], root: string): WorkerPool {
     const procs = scripts.map((script, i) => fork(path.join(root, 'bench', script), [], {
       cwd: root,
       execArgv: ['--import', 'tsx'],
