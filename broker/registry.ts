@@ -1,7 +1,8 @@
 // The one place plugins are wired into Aedes, the send service and the sidecar. Aedes
 // has one slot per hook; the registry keeps a list per hook, checks declared
 // dependencies, and composes each list into the single callback Aedes takes (first
-// denial wins). Lifecycle hooks are fanned out to every plugin that has one.
+// denial wins; an authorizePublish hook that answers ANSWERED ends the packet's chain
+// with an acknowledgement). Lifecycle hooks are fanned out to every plugin that has one.
 import type { Aedes, AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes'
 import type { FastifyPluginAsync } from 'fastify'
 import type { ConnectInfo, Hooks, MaybePromise, PluginContext, Teardown, ThreadlinePlugin } from './plugin.js'

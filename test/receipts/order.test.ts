@@ -12,7 +12,9 @@ import { sendText } from '../helpers/access.js'
 import { waitFor } from '../helpers/wait.js'
 import { backwardSteps, latestMarker, publishReceipt, receiptStats, receiptsOn, receiptsSettled, scrambledReceipts, storedMarkers, type StoredMarkers } from './helpers.js'
 
-const WINDOW = { THREADLINE_RECEIPT_WINDOW_MS: '30' }
+// 180 receipts from one reader, more than a user's receipt burst: without the limit, so
+// that every receipt reaches the coalescer as it comes (test/limits/ tests the limit)
+const WINDOW = { THREADLINE_RECEIPT_WINDOW_MS: '30', THREADLINE_RECEIPT_RATE: '0' }
 const MESSAGES = 30
 
 /** Reads the stored markers until stopped, yielding between reads; every value seen. */
