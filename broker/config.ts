@@ -1,7 +1,9 @@
 // The only reader of process.env. Every variable of DESIGN.md §7 is parsed and
 // validated here once at startup; a wrong value stops startup with a message that
 // names the variable. The result is frozen and passed down as options.
+import net from 'node:net'
 import path from 'node:path'
+import { connectionsThatFit, filesNeeded, openFilesLimit } from './open-files.js'
 import type { ThreadlinePlugin } from './plugin.js'
 import { PLUGINS } from './plugins.js'
 
@@ -40,6 +42,14 @@ export interface Config {
   readonly redisTimeoutMs: number
   /** how long GET /v1/sync remembers that a user left a conversation; older cursors expire */
   readonly syncRetentionS: number
+  /** MQTT connections (TCP and WebSocket together) past their CONNECT at once; more get CONNACK 3 */
+  readonly maxConnections: number
+  /** how long a new MQTT connection may take to send its CONNECT (and a PROXY header before it) */
+  readonly connectTimeoutMs: number
+  /** the longest keepalive a CONNECT may ask for; 0 and longer ones get CONNACK 2. 0 here: no bound */
+  readonly keepaliveMaxS: number
+  /** addresses and CIDRs of proxies whose word on a client's address is taken (PROXY protocol, X-Forwarded-For) */
+  readonly trustProxy: readonly string[]
   readonly logLevel: string
   /** each plugin's own options, parsed by its `config` (see ThreadlinePlugin), by plugin name */
   readonly plugins: Readonly<Record<string, unknown>>
@@ -66,6 +76,7 @@ export class ConfigError extends Error {
 /** Room for the fixed header and topic of an MQTT packet whose payload is at the limit. */
 export const PACKET_OVERHEAD_BYTES = 1024
 export const MIN_JWT_SECRET_BYTES = 32
+export const DEFAULT_MAX_CONNECTIONS = 10_000
 
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -125,6 +136,53 @@ function corsOrigins (env: Env, name: string): CorsOrigins {
   return Object.freeze(origins)
 }
 
+/**
+ * Addresses and CIDR blocks (`10.0.0.0/8`, `::1`) separated by commas; unset → nobody.
+ * Names such as `loopback` are refused rather than guessed at: who may speak for a
+ * client's address must be exactly what the operator wrote.
+ */
+function trustedProxies (env: Env, name: string): readonly string[] {
+  const raw = text(env, name)
+  if (raw === undefined) return Object.freeze([])
+  const entries = raw.split(',').map(e => e.trim()).filter(e => e !== '')
+  for (const entry of entries) {
+    const [address = '', bits, extra] = entry.split('/')
+    const family = net.isIP(address)
+    const width = family === 4 ? 32 : 128
+    const prefixOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= width)
+    if (family === 0 || !prefixOk || extra !== undefined) {
+      throw new ConfigError(name, `${JSON.stringify(entry)} is not an address or a CIDR block: expected e.g. 10.0.0.5, 10.0.0.0/8 or fd00::/8, separated by commas`)
+    }
+  }
+  if (entries.length === 0) throw new ConfigError(name, 'lists no address')
+  return Object.freeze(entries)
+}
+
+/**
+ * THREADLINE_MAX_CONNECTIONS within the open-files limit: a value set that can't fit stops
+ * startup with the fix; unset, it is 10,000 or what fits when the limit is lower.
+ */
+function maxConnections (env: Env, name: string, openFiles: number | null): number {
+  const fit = openFiles === null ? Infinity : connectionsThatFit(openFiles)
+  if (text(env, name) === undefined) {
+    const n = Math.min(DEFAULT_MAX_CONNECTIONS, fit)
+    if (n < 1) throw new ConfigError(name, `this process may open only ${openFiles} files (ulimit -n): raise it to at least ${filesNeeded(1)}`)
+    return n
+  }
+  const n = integer(env, name, DEFAULT_MAX_CONNECTIONS, 1, 1_000_000)
+  if (n > fit) {
+    throw new ConfigError(name, `${n} connections need up to ${filesNeeded(n)} open files (sockets before their CONNECT, HTTP, the store and Redis included), but this process may open ${openFiles} (ulimit -n): set at most ${Math.max(fit, 0)}, or raise the limit`)
+  }
+  return n
+}
+
+/** 0 (no bound) or 10–65535 s: below 10 s, ordinary clients' pings would not fit. */
+function keepaliveMax (env: Env, name: string): number {
+  const n = integer(env, name, 3600, 0, 65535)
+  if (n > 0 && n < 10) throw new ConfigError(name, `must be 0 (no bound) or between 10 and 65535, got ${n}`)
+  return n
+}
+
 function url (env: Env, name: string, protocols: readonly string[]): string | null {
   const raw = text(env, name)
   if (raw === undefined) return null
@@ -149,8 +207,11 @@ export function envReader (env: Env): EnvReader {
   }
 }
 
-/** `plugins`: whose sections to parse; the node's plugin list unless a test brings its own. */
-export function loadConfig (env: Env = process.env, plugins: ReadonlyArray<ThreadlinePlugin<unknown>> = PLUGINS): Config {
+/**
+ * `plugins`: whose sections to parse; the node's plugin list unless a test brings its own.
+ * `openFiles`: the process's open-files limit (null: unknown, nothing checked).
+ */
+export function loadConfig (env: Env = process.env, plugins: ReadonlyArray<ThreadlinePlugin<unknown>> = PLUGINS, openFiles: number | null = openFilesLimit()): Config {
   const jwtSecret = text(env, 'THREADLINE_JWT_SECRET') ?? null
   // HS256 with a key shorter than its 256-bit output can be brute-forced offline from any
   // one token (RFC 7518 §3.2 asks for at least 256 bits)
@@ -189,6 +250,13 @@ export function loadConfig (env: Env = process.env, plugins: ReadonlyArray<Threa
     redisTimeoutMs: integer(env, 'THREADLINE_REDIS_TIMEOUT_MS', 1000, 50, 60_000),
     // 30 days; at least an hour, so a cursor survives a phone's night
     syncRetentionS: integer(env, 'THREADLINE_SYNC_RETENTION_S', 2_592_000, 3600, 315_360_000),
+    maxConnections: maxConnections(env, 'THREADLINE_MAX_CONNECTIONS', openFiles),
+    // Aedes' own default is 30 s; a client on a slow mobile link sends its CONNECT within
+    // one round trip of the TCP handshake, so 10 s is generous and frees idle sockets sooner
+    connectTimeoutMs: integer(env, 'THREADLINE_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
+    // an hour: three times the 20 minutes a battery-minded app asks for; 0 lifts the bound
+    keepaliveMaxS: keepaliveMax(env, 'THREADLINE_KEEPALIVE_MAX_S'),
+    trustProxy: trustedProxies(env, 'THREADLINE_TRUST_PROXY'),
     logLevel: oneOf(env, 'THREADLINE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     plugins: pluginSections(env, plugins)
   })

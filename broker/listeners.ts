@@ -1,14 +1,19 @@
 // The two ways in: MQTT over TCP, and MQTT over WebSocket at /mqtt on the HTTP port.
-// Every connection gets the same two bounds before Aedes reads a byte of it: the packet
-// size (broker/patches/packet-size.ts) and the bytes that may wait for a client that
-// doesn't read (broker/patches/write-buffer.ts).
+// Every socket of both ports counts against one budget (broker/socket-budget.ts); every
+// connection gets the same two bounds before Aedes reads a byte of it: the packet size
+// (broker/patches/packet-size.ts) and the bytes that may wait for a client that doesn't
+// read (broker/patches/write-buffer.ts); and its client's real address when a trusted
+// proxy names it (broker/client-address.ts).
 import net from 'node:net'
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
+import { type ProxyTrust, setConnectionAddress } from './client-address.js'
 import { PACKET_OVERHEAD_BYTES } from './config.js'
 import type { Logger } from './logger.js'
+import { readProxyHeader } from './proxy-protocol.js'
+import type { SocketBudget } from './socket-budget.js'
 import { limitPacketSize } from './patches/packet-size.js'
 import { boundWriteBuffer } from './patches/write-buffer.js'
 
@@ -27,6 +32,14 @@ export interface ConnectionLimits {
   clientBufferBytes: number
 }
 
+/** What both ports share: the socket budget and whose word on a client's address is taken. */
+export interface EntryOptions {
+  budget: SocketBudget
+  trust: ProxyTrust
+  /** THREADLINE_CONNECT_TIMEOUT_MS: also how long a trusted peer may take to send its PROXY header */
+  connectTimeoutMs: number
+}
+
 /** Largest MQTT packet (remaining length) of an accepted client: a payload at the limit plus topic and header. */
 export const maxPacketBytes = (limits: ConnectionLimits): number => limits.maxPayloadBytes + PACKET_OVERHEAD_BYTES
 
@@ -37,8 +50,16 @@ function handleConnection (broker: Aedes, conn: Duplex, req: IncomingMessage | u
   boundWriteBuffer(client, { maxBytes: limits.clientBufferBytes, buffered, destroy: (err) => conn.destroy(err), log })
 }
 
-export async function listenTcp (broker: Aedes, port: number, host: string, limits: ConnectionLimits, log: Logger): Promise<net.Server> {
-  const server = net.createServer((socket) => handleConnection(broker, socket, undefined, limits, () => socket.writableLength, log))
+export async function listenTcp (broker: Aedes, port: number, host: string, limits: ConnectionLimits, entry: EntryOptions, log: Logger): Promise<net.Server> {
+  const server = net.createServer((socket) => {
+    if (!entry.budget.admit(socket)) return
+    const handle = (): void => handleConnection(broker, socket, undefined, limits, () => socket.writableLength, log)
+    if (!entry.trust.trusts(socket.remoteAddress)) return handle()
+    readProxyHeader(socket, entry.connectTimeoutMs).then((address) => {
+      if (address !== null) setConnectionAddress(socket, address)
+      handle()
+    }, (err: Error) => log.debug({ err: err.message, peer: socket.remoteAddress }, 'connection error'))
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {
@@ -55,8 +76,10 @@ export interface WebSocketEntry {
 }
 
 /** Routes HTTP upgrades of /mqtt to Aedes; any other upgrade is refused. */
-export function attachWebSocket (broker: Aedes, http: HttpServer, limits: ConnectionLimits, log: Logger): WebSocketEntry {
+export function attachWebSocket (broker: Aedes, http: HttpServer, limits: ConnectionLimits, entry: EntryOptions, log: Logger): WebSocketEntry {
   let accepting = true
+  // every socket of the HTTP port: REST and long polls share the budget with MQTT
+  http.on('connection', (socket: net.Socket) => { entry.budget.admit(socket) })
   const wss = new WebSocketServer({
     noServer: true,
     // Room for one whole packet at the MQTT limit (5 bytes of fixed header at most), so
@@ -72,6 +95,8 @@ export function attachWebSocket (broker: Aedes, http: HttpServer, limits: Connec
     wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = createWebSocketStream(ws)
       stream.on('error', (err) => log.debug({ err }, 'websocket stream error'))
+      const address = entry.trust.forwardedAddress(req)
+      if (address !== undefined) setConnectionAddress(stream, address)
       // the stream holds what ws has not taken yet; ws holds what its socket has not sent
       handleConnection(broker, stream, req, limits, () => stream.writableLength + ws.bufferedAmount, log)
     })

@@ -14,6 +14,10 @@ import { createBrokerState } from './broker-state.js'
 import { boundPublish } from './bounded-publish.js'
 import { attachWebSocket, listenTcp } from './listeners.js'
 import { logConnections } from './connection-log.js'
+import { ProxyTrust } from './client-address.js'
+import { ConnectionGate } from './connection-gate.js'
+import { SocketBudget } from './socket-budget.js'
+import { SOCKET_HEADROOM } from './open-files.js'
 import { dropRawChatPackets } from './patches/drop-raw-chat-packets.js'
 import { paceSessionReplay } from './patches/write-buffer.js'
 import { resolveJwtSecret } from '../plugins/auth/secret.js'
@@ -38,6 +42,8 @@ export interface Threadline {
   readonly services: Services
   /** what the node tells whoever watches it (plugins/metrics, tests) */
   readonly telemetry: Telemetry
+  /** MQTT connections past their CONNECT's check, and open sockets of the MQTT and HTTP ports */
+  readonly connections: { readonly mqtt: number, readonly sockets: number }
   readonly mqttPort: number
   readonly httpPort: number
   /** Graceful: stop accepting, finish in-flight sends, close sessions, close the store. */
@@ -71,7 +77,11 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       // drain (bounded by THREADLINE_CLIENT_BUFFER_BYTES); a backstop should that patch go
       drainTimeout: 30_000,
       // clientIds are <sub>:<deviceId>, up to 129 chars, even for MQTT 3.1 clients
-      maxClientsIdLength: 129
+      maxClientsIdLength: 129,
+      // a socket that sends no CONNECT is closed after this (broker/connection-gate.ts counts it)
+      connectTimeout: config.connectTimeoutMs
+      // keepaliveLimit stays 0: Aedes would answer CONNACK 6, which MQTT 3.1.1 doesn't
+      // have; broker/connection-gate.ts bounds keepalives instead
     })
     state.attach(broker)
     const closeBroker = (): Promise<void> => new Promise<void>(resolve => broker.close(() => resolve()))
@@ -120,6 +130,8 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     for (const plugin of opts.plugins ?? PLUGINS) registry.register(plugin)
     await registry.start(broker, ctx, { sends })
     cleanups.push(() => registry.stop())
+    const gate = new ConnectionGate(config, telemetry, log.child({ part: 'connections' }))
+    gate.install(broker)
 
     const app = await buildApp({
       config,
@@ -137,14 +149,19 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     cleanups.push(() => app.close())
     await app.listen({ port: config.httpPort, host: config.host })
     const limits = { maxPayloadBytes: config.maxPayloadBytes, clientBufferBytes: config.clientBufferBytes }
-    const upgrades = attachWebSocket(broker, app.server, limits, log)
-    const tcp = await listenTcp(broker, config.mqttPort, config.host, limits, log)
+    const entry = {
+      budget: new SocketBudget(config.maxConnections + SOCKET_HEADROOM, telemetry, log.child({ part: 'connections' })),
+      trust: new ProxyTrust(config.trustProxy),
+      connectTimeoutMs: config.connectTimeoutMs
+    }
+    const upgrades = attachWebSocket(broker, app.server, limits, entry, log)
+    const tcp = await listenTcp(broker, config.mqttPort, config.host, limits, entry, log)
     // not awaited: server.close() waits for open connections, which closeBroker ends
     cleanups.push(async () => { tcp.close() })
 
     const mqttPort = (tcp.address() as net.AddressInfo).port
     const httpPort = (app.server.address() as net.AddressInfo).port
-    log.info({ mqttPort, httpPort, host: config.host, store: store.driver, redis: config.redisUrl !== null, plugins: registry.names }, 'threadline is up')
+    log.info({ mqttPort, httpPort, host: config.host, maxConnections: config.maxConnections, store: store.driver, redis: config.redisUrl !== null, plugins: registry.names }, 'threadline is up')
 
     let closing: Promise<void> | null = null
     return {
@@ -158,6 +175,10 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       sends,
       services,
       telemetry,
+      connections: {
+        get mqtt () { return gate.open },
+        get sockets () { return entry.budget.open }
+      },
       mqttPort,
       httpPort,
       close: () => (closing ??= (async () => {

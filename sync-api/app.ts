@@ -3,6 +3,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { ProxyTrust } from '../broker/client-address.js'
 import type { SyncApiDeps } from './deps.js'
 import auth from './plugins/auth.js'
 import cors from './plugins/cors.js'
@@ -24,11 +25,15 @@ import { WebBundle } from './web/bundle.js'
 const API_VERSION = '1.0.0'
 
 export async function buildApp (deps: SyncApiDeps): Promise<FastifyInstance> {
+  const trust = new ProxyTrust(deps.config.trustProxy)
   const app = Fastify({
     loggerInstance: deps.log.child({ part: 'sync-api' }),
     bodyLimit: deps.config.maxPayloadBytes,
     // sync-api/plugins/request-log.ts writes one line per request instead of Fastify's two
     logController: new LogController({ disableRequestLogging: true }),
+    // request.ip: X-Forwarded-For from THREADLINE_TRUST_PROXY peers only, as the MQTT
+    // WebSocket reads it (broker/client-address.ts)
+    trustProxy: trust.any ? (address: string) => trust.trusts(address) : false,
     schemaErrorFormatter
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)

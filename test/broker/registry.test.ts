@@ -7,6 +7,9 @@ import { Aedes, type Client, type PublishPacket } from 'aedes'
 import mqtt, { type MqttClient } from 'mqtt'
 import { loadConfig } from '../../broker/config.js'
 import { listenTcp } from '../../broker/listeners.js'
+import { ProxyTrust } from '../../broker/client-address.js'
+import { SocketBudget } from '../../broker/socket-budget.js'
+import { Telemetry } from '../../core/telemetry.js'
 import { createLogger } from '../../broker/logger.js'
 import { ANSWERED, ConnectRefusal, type PluginContext, type ThreadlinePlugin } from '../../broker/plugin.js'
 import { PluginRegistry } from '../../broker/registry.js'
@@ -26,7 +29,8 @@ async function brokerWith (t: Teardownable, plugins: ThreadlinePlugin[]): Promis
   for (const plugin of plugins) registry.register(plugin)
   await registry.start(broker, ctx, { sends: { onCommitted: () => () => {} } })
   const config = loadConfig({})
-  const server: net.Server = await listenTcp(broker, 0, '127.0.0.1', { maxPayloadBytes: config.maxPayloadBytes, clientBufferBytes: config.clientBufferBytes }, createLogger('silent'))
+  const entry = { budget: new SocketBudget(1000, new Telemetry(), createLogger('silent')), trust: new ProxyTrust([]), connectTimeoutMs: config.connectTimeoutMs }
+  const server: net.Server = await listenTcp(broker, 0, '127.0.0.1', { maxPayloadBytes: config.maxPayloadBytes, clientBufferBytes: config.clientBufferBytes }, entry, createLogger('silent'))
   t.teardown(async () => {
     await registry.stop()
     await new Promise<void>(resolve => server.close(() => resolve()))

@@ -40,7 +40,8 @@ const packet = (first: number, body: Buffer): Buffer => Buffer.concat([Buffer.fr
 export function connectPacket (opts: { clientId: string, clean: boolean, username?: string, password?: string, keepaliveS?: number }): Buffer {
   const flags = (opts.username !== undefined ? 0x80 : 0) | (opts.password !== undefined ? 0x40 : 0) | (opts.clean ? 0x02 : 0)
   const keepalive = Buffer.alloc(2)
-  keepalive.writeUInt16BE(opts.keepaliveS ?? 0)
+  // 0 ("never") is refused by the node's keepalive bound (THREADLINE_KEEPALIVE_MAX_S)
+  keepalive.writeUInt16BE(opts.keepaliveS ?? 60)
   return packet(0x10, Buffer.concat([
     str('MQTT'), Buffer.from([4, flags]), keepalive, str(opts.clientId),
     ...(opts.username !== undefined ? [str(opts.username)] : []),
