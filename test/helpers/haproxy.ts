@@ -47,23 +47,24 @@ export interface HealthChecks {
 }
 
 /**
- * The configuration of docs/deploy.md with loopback addresses, a stats socket in `dir`,
- * and no `user`/`chroot`/`daemon` (the test runs it in the foreground as itself).
- * `send-proxy-v2` and the nodes' THREADLINE_TRUST_PROXY are left out: until the nodes
- * take the PROXY protocol, a node would read its header as a malformed MQTT CONNECT.
+ * docs/deploy.md's haproxy.cfg with loopback addresses, faster health checks, a stats
+ * socket in `dir`, and no TLS, `user`, `chroot` or `daemon` (the test runs it in the
+ * foreground as itself). `send-proxy-v2` is left out until the nodes take the PROXY
+ * protocol (THREADLINE_TRUST_PROXY): before that, a node would read its header as a
+ * malformed MQTT CONNECT.
  */
 export function haproxyConfig (dir: string, mqttPort: number, httpPort: number, nodes: readonly Backend[], checks: HealthChecks): string {
-  const check = `check inter ${checks.inter} fall ${checks.fall} rise ${checks.rise}`
+  const checking = `check inter ${checks.inter} fall ${checks.fall} rise ${checks.rise}`
   return `global
     stats socket ${path.join(dir, 'admin.sock')} mode 600 level admin
 
 defaults
-    log global
     retries 3
     option redispatch 1
     timeout connect 5s
     timeout queue 10s
-    default-server on-marked-down shutdown-sessions
+    timeout client-fin 30s
+    timeout server-fin 30s
 
 frontend mqtt
     mode tcp
@@ -77,7 +78,8 @@ backend mqtt_nodes
     timeout server 30m
     option httpchk GET /readyz
     http-check expect status 200
-${nodes.map(n => `    server ${n.name} 127.0.0.1:${n.mqttPort} ${check} port ${n.httpPort}`).join('\n')}
+    default-server ${checking}
+${nodes.map(n => `    server ${n.name} 127.0.0.1:${n.mqttPort} check port ${n.httpPort}`).join('\n')}
 
 frontend http
     mode http
@@ -85,6 +87,7 @@ frontend http
     timeout client 100s
     timeout http-request 10s
     timeout http-keep-alive 10s
+    http-request del-header X-Forwarded-For
     option forwardfor
     default_backend http_nodes
 
@@ -95,7 +98,8 @@ backend http_nodes
     timeout tunnel 30m
     option httpchk GET /readyz
     http-check expect status 200
-${nodes.map(n => `    server ${n.name} 127.0.0.1:${n.httpPort} ${check}`).join('\n')}
+    default-server ${checking}
+${nodes.map(n => `    server ${n.name} 127.0.0.1:${n.httpPort}`).join('\n')}
 `
 }
 
