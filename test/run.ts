@@ -1,6 +1,7 @@
 // `npm test`: start throwaway PostgreSQL and Redis (unless DATABASE_URL / REDIS_URL point at
 // servers already), make a test CA (services/tls.ts), find (or install) chromium when the
-// browser tests are in the run (services/chromium.ts), run tap with any extra CLI args, print
+// browser tests are in the run (services/chromium.ts) and haproxy when the deployment tests
+// are (services/haproxy.ts), run tap with any extra CLI args, print
 // "N passed, M failed", stop everything.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -8,6 +9,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ensureChromium, runsBrowserTests } from './services/chromium.js'
 import { ensurePackages } from './services/debian.js'
+import { ensureHaproxy, runsHaproxyTests } from './services/haproxy.js'
 import { startPostgres } from './services/postgres.js'
 import { startRedis } from './services/redis.js'
 import { makeTestCa } from './services/tls.js'
@@ -56,6 +58,11 @@ async function main (args: string[]): Promise<number> {
   if (runsBrowserTests(args, root) && !env.THREADLINE_TEST_CHROMIUM) {
     env.THREADLINE_TEST_CHROMIUM = await ensureChromium()
     console.error(`[test] browser tests use ${env.THREADLINE_TEST_CHROMIUM}`)
+  }
+  checkInterrupted()
+  if (runsHaproxyTests(args, root) && !env.THREADLINE_TEST_HAPROXY) {
+    env.THREADLINE_TEST_HAPROXY = await ensureHaproxy()
+    console.error(`[test] deployment tests use ${env.THREADLINE_TEST_HAPROXY}`)
   }
   checkInterrupted()
   return runTap(args, env)

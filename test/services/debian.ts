@@ -39,6 +39,31 @@ export async function ensurePackages (need: { postgres: boolean; redis: boolean 
   if (need.redis && !redisBin()) throw new UsageError('redis-server installed, but not found on PATH')
 }
 
+/**
+ * Installs Debian packages a part of the suite needs, as root with apt-get; otherwise (or
+ * with no apt-get) stops with `need` and `hint`, the command for the user to run.
+ */
+export async function aptInstall (packages: readonly string[], need: string, hint: string): Promise<void> {
+  if (!isRoot || !which('apt-get')) throw new UsageError(`${need}: ${hint}`)
+  console.error(`[test] installing ${packages.join(' ')} with apt-get`)
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  await mustRun('apt-get', ['update'], { env, quiet: true })
+  await mustRun('apt-get', ['install', '-y', '--no-install-recommends', ...packages], { env, quiet: true })
+}
+
+/**
+ * The path of the binary `find` looks for, installing Debian package `pkg` first when it
+ * is missing (see aptInstall); `need` says which tests want it.
+ */
+export async function ensureBinary (find: () => string | undefined, pkg: string, need: string): Promise<string> {
+  const found = find()
+  if (found !== undefined) return found
+  await aptInstall([pkg], need, `sudo apt-get install ${pkg}, or run only other tests`)
+  const installed = find()
+  if (installed === undefined) throw new UsageError(`${pkg} installed, but not found on PATH`)
+  return installed
+}
+
 /** PostgreSQL refuses to run as root, so as root its server tools run as the postgres user. */
 export async function postgresOwner (): Promise<{ uid: number; gid: number } | undefined> {
   if (!isRoot) return undefined

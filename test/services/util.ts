@@ -78,4 +78,15 @@ export function which (name: string): string | undefined {
   return undefined
 }
 
+/**
+ * Whether tap's arguments select a test under `dir` (relative to `cwd`): no paths (the
+ * whole suite), or a path that is, contains or lies inside `dir`. A run that can't reach
+ * those tests needs nothing they need (a browser, HAProxy).
+ */
+export function runsTestsUnder (args: readonly string[], cwd: string, dir: string): boolean {
+  const paths = args.filter(a => !a.startsWith('-')).map(a => path.relative(cwd, path.resolve(cwd, a)))
+  if (paths.length === 0) return true
+  return paths.some(p => p === '' || dir === p || dir.startsWith(p + path.sep) || p.startsWith(dir + path.sep))
+}
+
 export const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms))
