@@ -20,6 +20,7 @@ import { SocketBudget } from './socket-budget.js'
 import { SOCKET_HEADROOM } from './open-files.js'
 import { dropRawChatPackets } from './patches/drop-raw-chat-packets.js'
 import { paceSessionReplay } from './patches/write-buffer.js'
+import { skipChatRetainedLookups } from './patches/retained-chat-topics.js'
 import { resolveJwtSecret } from '../plugins/auth/secret.js'
 import { createTokenService, TOKENS_SERVICE, type TokenService } from '../core/tokens.js'
 import { SEND_SERVICE, SendService } from '../core/messages/send-service.js'
@@ -84,6 +85,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       // have; broker/connection-gate.ts bounds keepalives instead
     })
     state.attach(broker)
+    skipChatRetainedLookups((broker as unknown as { persistence: Parameters<typeof skipChatRetainedLookups>[0] }).persistence)
     const closeBroker = (): Promise<void> => new Promise<void>(resolve => broker.close(() => resolve()))
     cleanups.push(closeBroker)
     dropRawChatPackets(broker)
