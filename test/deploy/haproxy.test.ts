@@ -4,15 +4,19 @@
 // A conversation runs through HAProxy over all three transports, then one node is killed
 // with kill -9 mid-conversation: its clients reconnect through HAProxy to the other node,
 // and nothing acknowledged (PUBACKed, or answered 201/200 over HTTP) is lost, stored
-// twice, or missing at any recipient.
+// twice, or missing at any recipient. The clients connect from another loopback address
+// than HAProxy's, and the nodes' logs name the clients', not HAProxy's: the PROXY protocol
+// on MQTT, X-Forwarded-For on HTTP.
+import { once } from 'node:events'
+import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import t, { type Test } from 'tap'
-import mqtt, { type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, MqttClient } from 'mqtt'
 import { createTokenService } from '../../core/tokens.js'
 import { text, userId } from '../helpers/fixtures.js'
-import { type Haproxy, startHaproxy } from '../helpers/haproxy.js'
-import { http } from '../helpers/longpoll.js'
+import { CLIENT_ADDRESS, type Haproxy, type HttpClient, httpClient, PROXY_ADDRESS, startHaproxy } from '../helpers/haproxy.js'
 import { TEST_SECRET, tempDir } from '../helpers/node.js'
+import { connectPacket } from '../helpers/raw-mqtt.js'
 import { createDatabase } from '../helpers/pg-database.js'
 import { leaseRedisUrl } from '../helpers/redis-db.js'
 import { spawnServer, type ServerProcess } from '../helpers/spawn-node.js'
@@ -30,6 +34,8 @@ const SETTLE_MS = 30_000
 const tokens = createTokenService(TEST_SECRET)
 const bearer = (user: string): string => tokens.sign({ sub: user }, 3600)
 const range = (n: number): number[] => Array.from({ length: n }, (_, k) => k + 1)
+/** an address a client claims in X-Forwarded-For or a PROXY header of its own (TEST-NET-3) */
+const FORGED = '203.0.113.7'
 
 interface ChatEvent { t: string, conv_id?: string, seq?: number, client_msg_id?: string }
 interface HistoryPage { events: ChatEvent[], has_more: boolean }
@@ -51,7 +57,7 @@ class Copy {
   private filling: Promise<void> = Promise.resolve()
   private listeners: Array<() => void> = []
 
-  constructor (readonly label: string, private readonly user: string, private readonly conv: string, private readonly http: Pick<Haproxy, 'httpPort'>) {}
+  constructor (readonly label: string, private readonly user: string, private readonly conv: string, private readonly http: HttpClient) {}
 
   has (seq: number): boolean { return this.live.has(seq) || this.fromHistory.has(seq) }
 
@@ -74,7 +80,7 @@ class Copy {
       let after = 0
       while (this.has(after + 1)) after++
       for (;;) {
-        const res = await http<HistoryPage>(this.http, bearer(this.user), 'GET', `/v1/conversations/${this.conv}/events?after_seq=${after}&limit=200`).catch(() => null)
+        const res = await this.http<HistoryPage>(bearer(this.user), 'GET', `/v1/conversations/${this.conv}/events?after_seq=${after}&limit=200`).catch(() => null)
         if (res === null || res.status >= 500) {
           if (++this.historyRetries > MAX_RETRIES) throw new Error(`${this.label}: history failed ${this.historyRetries} times`)
           continue
@@ -110,6 +116,16 @@ class Copy {
   }
 }
 
+type Connect = (opts: IClientOptions) => MqttClient
+
+/** MQTT over TCP to HAProxy from `localAddress` (mqtt.js' own TCP connector takes no source address). */
+const overTcp = (port: number, localAddress: string): Connect => opts =>
+  new MqttClient(() => net.connect({ host: PROXY_ADDRESS, port, localAddress }), opts)
+
+/** MQTT over the WebSocket at /mqtt from `localAddress`; `headers` go with the upgrade request. */
+const overWebSocket = (port: number, localAddress: string, headers: Record<string, string> = {}): Connect => opts =>
+  mqtt.connect(`ws://${PROXY_ADDRESS}:${port}/mqtt`, { ...opts, wsOptions: { localAddress, headers } })
+
 /** An MQTT device through HAProxy that reconnects by itself, as an app would. */
 class Device {
   readonly client: MqttClient
@@ -118,9 +134,9 @@ class Device {
   readonly reconnectedAfter: number[] = []
   closes = 0
 
-  constructor (t: Test, readonly label: string, url: string, readonly user: string, device: string, conv: string, lbHttp: Pick<Haproxy, 'httpPort'>, killedAt: () => number) {
+  constructor (t: Test, readonly label: string, connect: Connect, readonly user: string, device: string, conv: string, lbHttp: HttpClient, killedAt: () => number) {
     this.copy = new Copy(label, user, conv, lbHttp)
-    this.client = mqtt.connect(url, {
+    this.client = connect({
       clientId: `${user}:${device}`,
       username: user,
       password: bearer(user),
@@ -162,6 +178,27 @@ async function placeOf (lb: Haproxy, backend: string, connect: () => Promise<voi
   return server as string
 }
 
+interface LogLine { msg?: string, [field: string]: unknown }
+
+/** The JSON lines the nodes wrote to stdout so far (a killed node's too). */
+function logLines (nodes: readonly ServerProcess[]): LogLine[] {
+  return nodes.flatMap(n => n.output).flatMap((line) => {
+    try {
+      const entry: unknown = JSON.parse(line)
+      return typeof entry === 'object' && entry !== null ? [entry as LogLine] : []
+    } catch {
+      return []
+    }
+  })
+}
+
+/** The `n`th 401 the nodes logged (`request refused`), once it is there. */
+async function refusedRequest (nodes: readonly ServerProcess[], n: number): Promise<LogLine> {
+  const refused = (): LogLine[] => logLines(nodes).filter(l => l.msg === 'request refused' && l.status === 401)
+  await waitFor(() => refused().length >= n, `the nodes to log refused request #${n}`, 5000)
+  return refused()[n - 1] as LogLine
+}
+
 async function startNodes (t: Test): Promise<ServerProcess[]> {
   const db = await createDatabase()
   t.teardown(db.drop)
@@ -170,7 +207,8 @@ async function startNodes (t: Test): Promise<ServerProcess[]> {
     REDIS_URL: await leaseRedisUrl(t),
     THREADLINE_JWT_SECRET: TEST_SECRET,
     THREADLINE_SEND_RATE: '100000',
-    THREADLINE_SEND_BURST: '100000'
+    THREADLINE_SEND_BURST: '100000',
+    THREADLINE_TRUST_PROXY: PROXY_ADDRESS
   }
   const nodes: ServerProcess[] = []
   // one after the other: the first migrates, the second finds the schema in place
@@ -183,31 +221,32 @@ t.test('two nodes behind HAProxy: MQTT, WebSocket and REST through it, then kill
   const lb = await startHaproxy(t, [{ name: 'one', ...one }, { name: 'two', ...two }])
   const byName = new Map([['one', one], ['two', two]])
   const [alice, bob, carol] = [userId('alice'), userId('bob'), userId('carol')]
-  const lbHttp = { httpPort: lb.httpPort }
+  const lbHttp = httpClient(t, lb.httpPort, CLIENT_ADDRESS)
 
-  const ready = await http(lbHttp, null, 'GET', '/readyz')
+  const ready = await lbHttp(null, 'GET', '/readyz')
   t.equal(ready.status, 200, 'GET /readyz through HAProxy')
-  const created = await http<{ id: string }>(lbHttp, bearer(alice), 'POST', '/v1/conversations', { type: 'group', title: 'deploy', members: [bob, carol] })
+  const created = await lbHttp<{ id: string }>(bearer(alice), 'POST', '/v1/conversations', { type: 'group', title: 'deploy', members: [bob, carol] })
   t.equal(created.status, 201, 'alice creates a group with bob and carol over REST through HAProxy')
   const conv = created.body.id
 
   let killedAt = 0
-  const device = (label: string, url: string, user: string, name: string): Device =>
-    new Device(t, label, url, user, name, conv, lbHttp, () => killedAt)
-  const tcpUrl = `mqtt://127.0.0.1:${lb.mqttPort}`
-  const wsUrl = `ws://127.0.0.1:${lb.httpPort}/mqtt`
+  const device = (label: string, connect: Connect, user: string, name: string): Device =>
+    new Device(t, label, connect, user, name, conv, lbHttp, () => killedAt)
+  const tcp = overTcp(lb.mqttPort, CLIENT_ADDRESS)
+  // the WebSocket devices claim another address: HAProxy drops their X-Forwarded-For
+  const ws = overWebSocket(lb.httpPort, CLIENT_ADDRESS, { 'x-forwarded-for': FORGED })
   // one at a time, so HAProxy's counts say which node took which (leastconn spreads them)
   const devices: Device[] = []
   const place = new Map<Device, string>()
-  for (const [label, url, user, name, backend] of [
-    ['alice:phone (MQTT/TCP)', tcpUrl, alice, 'phone', 'mqtt_nodes'],
-    ['bob:phone (MQTT/TCP)', tcpUrl, bob, 'phone', 'mqtt_nodes'],
-    ['alice:web (MQTT/WebSocket)', wsUrl, alice, 'web', 'http_nodes'],
-    ['bob:web (MQTT/WebSocket)', wsUrl, bob, 'web', 'http_nodes']
+  for (const [label, connect, user, name, backend] of [
+    ['alice:phone (MQTT/TCP)', tcp, alice, 'phone', 'mqtt_nodes'],
+    ['bob:phone (MQTT/TCP)', tcp, bob, 'phone', 'mqtt_nodes'],
+    ['alice:web (MQTT/WebSocket)', ws, alice, 'web', 'http_nodes'],
+    ['bob:web (MQTT/WebSocket)', ws, bob, 'web', 'http_nodes']
   ] as const) {
     let d: Device | undefined
     const server = await placeOf(lb, backend, async () => {
-      d = device(label, url, user, name)
+      d = device(label, connect, user, name)
       await d.connected()
     })
     if (d === undefined) throw new Error(`${label} was never made`)
@@ -219,6 +258,32 @@ t.test('two nodes behind HAProxy: MQTT, WebSocket and REST through it, then kill
   t.not(place.get(alicePhone), place.get(bobPhone), 'the two MQTT/TCP devices are on different nodes')
   t.not(place.get(aliceWeb), place.get(bobWeb), 'the two WebSocket devices are on different nodes')
 
+  // REST: a refused request (a bad token, 401, logged at info) names the client's address,
+  // though it claims another in X-Forwarded-For
+  await lbHttp('not-a-token', 'GET', `/v1/conversations/${conv}/events?after_seq=0`, undefined, { headers: { 'x-forwarded-for': FORGED } })
+  t.equal((await refusedRequest([one, two], 1)).ip, CLIENT_ADDRESS, `REST: the node logged the client's ${CLIENT_ADDRESS}, not HAProxy's ${PROXY_ADDRESS} or the forged ${FORGED}`)
+  // A client whose own address is trusted (THREADLINE_TRUST_PROXY as a subnet that holds
+  // clients too) would be believed about the hop before it: only HAProxy's del-header
+  // keeps its forged one from the node. HAProxy's own address plays that client here.
+  const fromProxyAddress = httpClient(t, lb.httpPort, PROXY_ADDRESS)
+  await fromProxyAddress('not-a-token', 'GET', `/v1/conversations/${conv}/events?after_seq=0`, undefined, { headers: { 'x-forwarded-for': FORGED } })
+  t.equal((await refusedRequest([one, two], 2)).ip, PROXY_ADDRESS, 'REST from a trusted address: HAProxy dropped the forged X-Forwarded-For')
+
+  // MQTT/TCP: a client's own PROXY header comes after HAProxy's, where the node reads MQTT
+  const forger = net.connect({ host: PROXY_ADDRESS, port: lb.mqttPort, localAddress: CLIENT_ADDRESS })
+  forger.on('error', () => {}) // reset by HAProxy when the node closes
+  t.teardown(() => forger.destroy())
+  const forgerGot: Buffer[] = []
+  forger.on('data', (chunk: Buffer) => forgerGot.push(chunk))
+  // closed, or (were the header believed) answered
+  const forgerDone = Promise.race([once(forger, 'close'), once(forger, 'data')])
+  forger.write(Buffer.concat([
+    Buffer.from(`PROXY TCP4 ${FORGED} ${PROXY_ADDRESS} 51234 1883\r\n`),
+    connectPacket({ clientId: `${alice}:forger`, clean: true, username: alice, password: bearer(alice) })
+  ]))
+  await withTimeout(forgerDone, 'the node to close a connection with a PROXY header of the client\'s own', 15_000)
+  t.equal(Buffer.concat(forgerGot).length, 0, 'MQTT/TCP: a client\'s own PROXY header behind HAProxy\'s gets no CONNACK')
+
   // the node to kill is alice:phone's, so a TCP sender is cut; the WebSocket sender is
   // the WebSocket device on the same node
   const victimName = place.get(alicePhone) as string
@@ -228,7 +293,7 @@ t.test('two nodes behind HAProxy: MQTT, WebSocket and REST through it, then kill
 
   // carol follows the conversation over long-poll through HAProxy, repeating a poll whose
   // answer she lost (HAProxy answers 502 when the node dies under it) with the same id
-  const queue = await http<{ queue_id: string, last_event_id: number }>(lbHttp, bearer(carol), 'POST', '/v1/events/queue', { device_id: 'browser' })
+  const queue = await lbHttp<{ queue_id: string, last_event_id: number }>(bearer(carol), 'POST', '/v1/events/queue', { device_id: 'browser' })
   t.equal(queue.status, 200, 'carol opens a long-poll queue through HAProxy')
   const carolCopy = new Copy('carol (long-poll)', carol, conv, lbHttp)
   let pollFailures = 0
@@ -239,8 +304,8 @@ t.test('two nodes behind HAProxy: MQTT, WebSocket and REST through it, then kill
     let last = queue.body.last_event_id
     while (!stopPolling.signal.aborted) {
       // null: the node died under the poll (or the test stopped it)
-      const res = await http<{ events: ChatEvent[], last_event_id: number }>(lbHttp, bearer(carol), 'GET',
-        `/v1/events?queue_id=${queue.body.queue_id}&last_event_id=${last}&timeout=5`, undefined, stopPolling.signal).catch(() => null)
+      const res = await lbHttp<{ events: ChatEvent[], last_event_id: number }>(bearer(carol), 'GET',
+        `/v1/events?queue_id=${queue.body.queue_id}&last_event_id=${last}&timeout=5`, undefined, { signal: stopPolling.signal }).catch(() => null)
       if (stopPolling.signal.aborted) return
       if (res === null || res.status >= 500) {
         // HAProxy answers 502 for a poll cut by the kill; a few, not a loop without end
@@ -282,7 +347,7 @@ t.test('two nodes behind HAProxy: MQTT, WebSocket and REST through it, then kill
       const body = { client_msg_id: `rest${k}`, type: 'text', text: `carol over REST ${k}` }
       for (;;) {
         // the same client_msg_id again after a lost answer: 200 with the original seq if it was stored
-        const res = await http(lbHttp, bearer(carol), 'POST', `/v1/conversations/${conv}/messages`, body).catch(() => null)
+        const res = await lbHttp(bearer(carol), 'POST', `/v1/conversations/${conv}/messages`, body).catch(() => null)
         if (res?.status === 201 || res?.status === 200) break
         if (res !== null && res.status < 500) throw new Error(`REST send answered ${res.status}: ${JSON.stringify(res.body)}`)
         if (++restRetries > MAX_RETRIES) throw new Error(`REST send: ${restRetries} retries, the last ${res?.status ?? 'a network error'}`)
@@ -299,7 +364,7 @@ t.test('two nodes behind HAProxy: MQTT, WebSocket and REST through it, then kill
   t.pass(`HAProxy marked "${victimName}" DOWN in both backends ${downAfter?.toFixed(0)} ms after the kill`)
 
   // history over REST through HAProxy: every acknowledged send once, seqs gapless
-  const history = await http<{ events: ChatEvent[], has_more: boolean }>(lbHttp, bearer(bob), 'GET', `/v1/conversations/${conv}/events?after_seq=0&limit=200`)
+  const history = await lbHttp<{ events: ChatEvent[], has_more: boolean }>(bearer(bob), 'GET', `/v1/conversations/${conv}/events?after_seq=0&limit=200`)
   t.equal(history.status, 200, 'history over REST through HAProxy')
   t.notOk(history.body.has_more, 'the whole history in one page')
   const ids = history.body.events.map(e => e.client_msg_id as string)
@@ -324,6 +389,21 @@ t.test('two nodes behind HAProxy: MQTT, WebSocket and REST through it, then kill
     const cut = place.get(d) === victimName
     t.equal(d.closes > 0, cut, cut ? `${d.label} lost its node and reconnected through HAProxy` : `${d.label} stayed connected`)
   }
+
+  // every MQTT connection of every device, on either node and after the reconnections,
+  // came from the client's address as the node saw it: the PROXY protocol (TCP), and
+  // HAProxy's X-Forwarded-For in place of the devices' forged one (WebSocket)
+  for (const d of devices) {
+    const cut = place.get(d) === victimName
+    const clientId = d.client.options.clientId
+    let ips: unknown[] = []
+    await waitFor(() => {
+      ips = logLines([one, two]).filter(l => l.msg === 'client connected' && l.clientId === clientId).map(l => l.ip)
+      return ips.length >= (cut ? 2 : 1)
+    }, `the nodes to log ${d.label}'s connections`, 5000)
+    t.same([...new Set(ips)], [CLIENT_ADDRESS], `${d.label}: ${ips.length} connection(s) logged from ${CLIENT_ADDRESS}`)
+  }
+  t.notOk(logLines([one, two]).some(l => l.clientId === `${alice}:forger`), 'the client with its own PROXY header never connected')
 
   const reconnects = devices.filter(d => place.get(d) === victimName).map(d => `${d.label} after ${d.reconnectedAfter.map(ms => ms.toFixed(0)).join(', ')} ms`)
   t.comment(`kill -9 → reconnected: ${reconnects.join('; ')}; REST sends retried ${restRetries}×; polls failed ${pollFailures}×`)

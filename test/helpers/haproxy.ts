@@ -1,9 +1,11 @@
 // Debian's HAProxy in front of Threadline nodes, configured as docs/deploy.md configures it
-// (MQTT in `mode tcp`, REST, WebSocket and long-poll in `mode http`, health checks on
-// /readyz), on loopback ports, run in the foreground as the current user from a temp dir,
-// and stopped at teardown. test/run.ts installs the package (services/haproxy.ts).
+// (MQTT in `mode tcp` with the PROXY protocol, REST, WebSocket and long-poll in `mode http`
+// with X-Forwarded-For, health checks on /readyz), on loopback ports, run in the foreground
+// as the current user from a temp dir, and stopped at teardown. test/run.ts installs the
+// package (services/haproxy.ts).
 import { type ChildProcess, spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
+import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
 import { haproxyBin } from '../services/haproxy.js'
@@ -12,6 +14,18 @@ import { tempDir } from './node.js'
 import { withTimeout, waitFor } from './wait.js'
 
 interface Teardownable { teardown(fn: () => unknown): void }
+
+/**
+ * HAProxy's address: its frontends listen on it, and it reaches the nodes from it, so this
+ * is what the nodes trust (THREADLINE_TRUST_PROXY).
+ */
+export const PROXY_ADDRESS = '127.0.0.1'
+/**
+ * The address the tests' clients connect from. Linux routes all of 127.0.0.0/8 to
+ * loopback, so a client bound here reaches HAProxy on PROXY_ADDRESS, and a node that names
+ * this address has seen through HAProxy rather than named HAProxy.
+ */
+export const CLIENT_ADDRESS = '127.0.0.2'
 
 /** A node behind the balancer: the name HAProxy knows it by, and its two ports. */
 export interface Backend { readonly name: string, readonly mqttPort: number, readonly httpPort: number }
@@ -49,9 +63,9 @@ export interface HealthChecks {
 /**
  * docs/deploy.md's haproxy.cfg with loopback addresses, faster health checks, a stats
  * socket in `dir`, and no TLS, `user`, `chroot` or `daemon` (the test runs it in the
- * foreground as itself). `send-proxy-v2` is left out until the nodes take the PROXY
- * protocol (THREADLINE_TRUST_PROXY): before that, a node would read its header as a
- * malformed MQTT CONNECT.
+ * foreground as itself). The MQTT servers get `send-proxy-v2`; their health checks go to
+ * another port (`check port`), where HAProxy sends no PROXY header, so a node's HTTP port
+ * never reads one: every node seen UP proves it.
  */
 export function haproxyConfig (dir: string, mqttPort: number, httpPort: number, nodes: readonly Backend[], checks: HealthChecks): string {
   const checking = `check inter ${checks.inter} fall ${checks.fall} rise ${checks.rise}`
@@ -68,7 +82,7 @@ defaults
 
 frontend mqtt
     mode tcp
-    bind 127.0.0.1:${mqttPort}
+    bind ${PROXY_ADDRESS}:${mqttPort}
     timeout client 30m
     default_backend mqtt_nodes
 
@@ -78,12 +92,12 @@ backend mqtt_nodes
     timeout server 30m
     option httpchk GET /readyz
     http-check expect status 200
-    default-server ${checking}
+    default-server ${checking} send-proxy-v2
 ${nodes.map(n => `    server ${n.name} 127.0.0.1:${n.mqttPort} check port ${n.httpPort}`).join('\n')}
 
 frontend http
     mode http
-    bind 127.0.0.1:${httpPort}
+    bind ${PROXY_ADDRESS}:${httpPort}
     timeout client 100s
     timeout http-request 10s
     timeout http-keep-alive 10s
@@ -179,5 +193,49 @@ export async function startHaproxy (t: Teardownable, nodes: readonly Backend[], 
       if (running) child.kill('SIGKILL')
       await exited
     }
+  }
+}
+
+export interface Answer<T> { status: number, body: T }
+
+export interface RequestOptions {
+  signal?: AbortSignal
+  /** more request headers (a forged X-Forwarded-For) */
+  headers?: Record<string, string>
+}
+
+/** A JSON request; a body that is not JSON (HAProxy's own 502 page) rejects, as a cut connection does. */
+export type HttpClient = <T = unknown>(bearer: string | null, method: string, path: string, body?: unknown, opts?: RequestOptions) => Promise<Answer<T>>
+
+/**
+ * HTTP to HAProxy's frontend on `port` from `localAddress`, over kept-alive connections
+ * (fetch can't choose its source address without an undici Agent of its own).
+ */
+export function httpClient (t: Teardownable, port: number, localAddress: string): HttpClient {
+  const agent = new http.Agent({ keepAlive: true })
+  t.teardown(() => agent.destroy())
+  return async <T>(bearer: string | null, method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<Answer<T>> => {
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request({
+        host: PROXY_ADDRESS,
+        port,
+        localAddress,
+        agent,
+        method,
+        path,
+        signal: opts.signal,
+        headers: {
+          ...(bearer !== null ? { authorization: `Bearer ${bearer}` } : {}),
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...opts.headers
+        }
+      }, resolve)
+      req.on('error', reject)
+      req.end(body === undefined ? undefined : JSON.stringify(body))
+    })
+    let text = ''
+    res.setEncoding('utf8')
+    for await (const chunk of res) text += chunk as string
+    return { status: res.statusCode ?? 0, body: (text === '' ? null : JSON.parse(text)) as T }
   }
 }
