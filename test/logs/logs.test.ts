@@ -102,3 +102,20 @@ t.test('debug level: one line per answered request', async (t) => {
   t.equal(lines.length, 1, 'one line, not Fastify\'s two')
   t.match(lines[0], { level: DEBUG, method: 'GET', status: 200, user: alice })
 })
+
+t.test('a client hammering past its limit writes one `rate limited` line, every refusal counted', async (t) => {
+  const log = capture()
+  const node = await startNode(t, { store: 'pglite', logger: createLogger('info', log.stream), env: { THREADLINE_HTTP_USER_RATE: '1', THREADLINE_HTTP_USER_BURST: '1' } })
+  const alice = userId('alice')
+  let limited = 0
+  node.telemetry.on('limited', () => { limited++ })
+  const headers = { authorization: `Bearer ${token(node, alice)}` }
+  const statuses: number[] = []
+  for (let i = 0; i < 20; i++) statuses.push((await fetch(`http://127.0.0.1:${node.httpPort}/v1/me`, { headers })).status)
+  t.equal(statuses.filter(s => s === 429).length, 19, 'the burst of 1 let one through')
+  t.equal(limited, 19, 'every refusal is counted')
+  await waitFor(() => log.lines.filter(l => l.msg === 'request refused').length === 19, 'every refused request to be logged')
+  const lines = log.lines.filter(l => l.msg === 'rate limited')
+  t.equal(lines.length, 1, 'one `rate limited` line for the 19 refusals of one user within 10 s')
+  t.match(lines[0], { level: INFO, limit: 'http_user', user: alice, refusals: 1 })
+})
