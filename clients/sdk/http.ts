@@ -5,7 +5,8 @@ import type { OutboxEntry } from './types.js'
 
 /** A failed HTTP call: `status` 0 when the server could not be reached at all. */
 export class ThreadlineApiError extends Error {
-  constructor (readonly status: number, readonly code: string, message: string) {
+  /** `retryAfterMs`: how long the server asked to wait (a 429's `retry_after_ms`) */
+  constructor (readonly status: number, readonly code: string, message: string, readonly retryAfterMs?: number) {
     super(message)
     this.name = 'ThreadlineApiError'
   }
@@ -57,10 +58,10 @@ export class HttpApi {
       }
     }
     if (!res.ok) {
-      const err = body as { code?: unknown, message?: unknown } | null
+      const err = body as { code?: unknown, message?: unknown, retry_after_ms?: unknown } | null
       const code = typeof err?.code === 'string' ? err.code : `http_${res.status}`
       const message = typeof err?.message === 'string' ? err.message : `${method} ${path} answered ${res.status}`
-      throw new ThreadlineApiError(res.status, code, message)
+      throw new ThreadlineApiError(res.status, code, message, retryAfterOf(err?.retry_after_ms, res.headers.get('retry-after')))
     }
     return { status: res.status, body: body as T }
   }
@@ -82,4 +83,11 @@ export class HttpApi {
       throw new ThreadlineApiError(0, 'network', `${method} ${path}: ${(err as Error).message}`)
     }
   }
+}
+
+/** The wait a refusal asked for: the body's `retry_after_ms`, else `Retry-After` in seconds. */
+function retryAfterOf (ms: unknown, header: string | null): number | undefined {
+  if (typeof ms === 'number' && Number.isFinite(ms) && ms > 0) return ms
+  const s = header === null ? NaN : Number(header)
+  return Number.isFinite(s) && s > 0 ? s * 1000 : undefined
 }

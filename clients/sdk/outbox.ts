@@ -96,9 +96,11 @@ export class Outbox {
         if (ack !== null) this.#settle(entry, { status: 'sent', seq: ack.seq, ts: ack.ts })
       } catch (err) {
         // refused for good over HTTP; anything else (a connection lost before the PUBACK,
-        // a 503) stays pending and goes again
+        // a 503, a 429) stays pending and goes again
         if (err instanceof ThreadlineApiError && !err.retryable && err.status !== 401) {
           this.#settle(entry, { status: 'failed', error: { code: err.code as ErrorCode, message: err.message } })
+        } else if (err instanceof ThreadlineApiError && err.status === 429) {
+          this.#holdFor(entry, err.retryAfterMs)
         }
       }
     }
@@ -118,9 +120,17 @@ export class Outbox {
     if (e.conv_id === undefined || e.client_msg_id === undefined) return false
     const entry = this.#entries.get(key(e.conv_id, e.client_msg_id))
     if (entry === undefined) return false
-    // unavailable: the store was down, the session resends it (we do too)
-    if (entry.status === 'pending' && e.code !== 'unavailable') this.#settle(entry, { status: 'failed', error: { code: e.code, message: e.message } })
+    if (entry.status !== 'pending') return true
+    // unavailable: the store was down, the session resends it (we do too); rate_limited:
+    // nothing was stored, it goes again once the wait the server named has passed
+    if (e.code === 'rate_limited') this.#holdFor(entry, e.retry_after_ms)
+    else if (e.code !== 'unavailable') this.#settle(entry, { status: 'failed', error: { code: e.code, message: e.message } })
     return true
+  }
+
+  /** Makes a pending entry's next resend due `ms` from now (by resendOverdue), not sooner. */
+  #holdFor (entry: OutboxEntry, ms = this.#opts.resendAfterMs): void {
+    this.#sentAt.set(entry.temp_id, Date.now() + ms - this.#opts.resendAfterMs)
   }
 
   onReceipts (summary: ReceiptsSummary, me: string): void {
