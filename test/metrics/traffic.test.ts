@@ -125,3 +125,15 @@ t.test('two nodes in one process count only their own traffic', async (t) => {
   t.ok(s2.series.every(f => f.metrics.every(m => m.labels?.node === 'two')))
   t.equal(s2.value('process_resident_memory_bytes') > 0, true, 'the process metrics, shared, under each node\'s label')
 })
+
+t.test('rate-limit and connection refusals told by the parts that refuse are counted by limit and by reason', async (t) => {
+  const node = await startNode(t, { store: 'pglite' })
+  // plugins/limits and the listeners emit these; the metrics count whatever arrives
+  for (const limit of ['send', 'send', 'typing']) node.telemetry.emit('limited', { limit })
+  node.telemetry.emit('connectionRefused', { reason: 'max_connections' })
+  const s = await scrape(node)
+  t.equal(s.value('threadline_rate_limited_total', { limit: 'send' }), 2)
+  t.equal(s.value('threadline_rate_limited_total', { limit: 'typing' }), 1)
+  t.equal(s.value('threadline_connections_refused_total', { reason: 'max_connections' }), 1)
+  t.equal(s.family('threadline_rate_limited_total').type, 'COUNTER')
+})
