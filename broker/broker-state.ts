@@ -13,11 +13,13 @@ import { deliverLocallyFirst, type RedisEmitter } from './patches/mqemitter-redi
 import { RedisLiveness } from './redis-liveness.js'
 import { survivingRetainedStreamErrors } from './patches/retained-stream-errors.js'
 import { quietQuit } from './patches/ioredis-quiet-quit.js'
+import type { BrokerStateView } from '../core/broker-state.js'
+import type { Telemetry } from '../core/telemetry.js'
 import { serializeSubscriptionChanges, type SubscriptionStore } from './patches/redis-subscription-changes.js'
 
 const require = createRequire(import.meta.url)
 
-export interface BrokerState {
+export interface BrokerState extends BrokerStateView {
   persistence: unknown
   mq: unknown
   /** readiness check for /readyz; null in memory mode */
@@ -39,16 +41,22 @@ interface EmitterState { state: { on(event: 'error', fn: (err: Error) => void): 
 // neither.
 const SUBSCRIBER_OPTIONS: RedisOptions = { enableReadyCheck: false, disableClientInfo: true }
 
-/** `log`: the node's logger (broker/server.ts should pass its own; a logger at the configured level is made otherwise) */
+/**
+ * `log`: the node's logger (broker/server.ts should pass its own; a logger at the configured
+ * level is made otherwise). `telemetry`: told of offline queue drops.
+ */
 export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQueueMax' | 'sessionExpiryS' | 'logLevel' | 'redisTimeoutMs'>,
-  log: Logger = createLogger(config.logLevel).child({ part: 'broker-state' })): BrokerState {
+  log: Logger = createLogger(config.logLevel).child({ part: 'broker-state' }), telemetry?: Telemetry): BrokerState {
   let expiry: SessionExpiry | null = null
+  const sessionsAway = async (): Promise<number> => await expiry?.away() ?? 0
   if (config.redisUrl === null) {
     return {
       persistence: undefined, // Aedes makes its own in-memory persistence
       mq: undefined,
       ping: null,
-      attach (broker) { expiry = limitMemorySessions(broker, config, log) },
+      redisUp: () => null,
+      sessionsAway,
+      attach (broker) { expiry = limitMemorySessions(broker, config, log, telemetry) },
       async close () { await expiry?.stop() }
     }
   }
@@ -93,11 +101,14 @@ export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQue
     timeoutMs: config.redisTimeoutMs,
     log
   })
+  const connections = ['persistence', 'publisher', 'subscriber']
   return {
     persistence,
     mq,
     ping: () => liveness.check(),
-    attach (broker) { expiry = limitRedisSessions(broker, persistence, conn, config, log) },
+    redisUp: () => connections.every(name => liveness.isUp(name)),
+    sessionsAway,
+    attach (broker) { expiry = limitRedisSessions(broker, persistence, conn, config, log, telemetry) },
     async close () {
       liveness.stop()
       await expiry?.stop()

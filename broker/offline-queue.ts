@@ -4,6 +4,7 @@
 // Kept off the send path: in memory a length check per enqueue; with Redis one script call
 // every few enqueues per client, and an exact trim before each replay.
 import type { Logger } from './logger.js'
+import type { Telemetry } from '../core/telemetry.js'
 import { MemoryQueues, type QueuedPacket } from './patches/memory-outgoing.js'
 import type { RedisQueues } from './patches/redis-outgoing.js'
 
@@ -12,12 +13,16 @@ import type { RedisQueues } from './patches/redis-outgoing.js'
  * Not while the client is connected: its oldest packets are in flight (Aedes still updates
  * and acknowledges them), and a reader that falls that far behind is another limit's job.
  */
-export function capMemoryQueues (persistence: object, cap: number, isConnected: (clientId: string) => boolean): MemoryQueues {
+export function capMemoryQueues (persistence: object, cap: number, isConnected: (clientId: string) => boolean, telemetry?: Telemetry): MemoryQueues {
   const queues = new MemoryQueues((clientId: string, queue: QueuedPacket[], replay: boolean) => {
-    if (queue.length > cap && (replay || !isConnected(clientId))) queue.splice(0, queue.length - cap)
+    if (queue.length > cap && (replay || !isConnected(clientId))) dropped(telemetry, queue.splice(0, queue.length - cap).length)
   })
   queues.install(persistence)
   return queues
+}
+
+function dropped (telemetry: Telemetry | undefined, count: number): void {
+  if (count > 0 && telemetry?.watched('offlineDropped') === true) telemetry.emit('offlineDropped', { count })
 }
 
 interface RedisOutgoing {
@@ -31,7 +36,7 @@ interface RedisOutgoing {
  * client is trimmed every `cap / 10` (at most 100) enqueues seen by this node; a queue runs
  * at most that far past the cap per node between trims, and a replay trims exactly first.
  */
-export function capRedisQueues (persistence: object, queues: RedisQueues, cap: number, log: Logger): { forget(clientId: string): void } {
+export function capRedisQueues (persistence: object, queues: RedisQueues, cap: number, log: Logger, telemetry?: Telemetry): { forget(clientId: string): void } {
   const store = persistence as RedisOutgoing
   const every = Math.max(1, Math.min(100, Math.floor(cap / 10)))
   const seen = new Map<string, number>()
@@ -43,6 +48,7 @@ export function capRedisQueues (persistence: object, queues: RedisQueues, cap: n
     }
     seen.delete(clientId)
     queues.trim(clientId, cap, false)
+      .then((n) => dropped(telemetry, n))
       .catch((err: Error) => log.warn({ clientId, err: err.message }, 'offline queue trim failed'))
   }
   const enqueue = store.outgoingEnqueue.bind(store)
@@ -58,7 +64,7 @@ export function capRedisQueues (persistence: object, queues: RedisQueues, cap: n
   }
   store.outgoingStream = (client) => (async function * replay () {
     try {
-      await queues.trim(client.id, cap, true)
+      dropped(telemetry, await queues.trim(client.id, cap, true))
     } catch (err) {
       // the cap is a convenience: replay what is there rather than fail the CONNECT
       log.warn({ clientId: client.id, err: (err as Error).message }, 'offline queue trim before replay failed')

@@ -9,6 +9,7 @@ import { pushPlugin } from '../plugins/push/index.js'
 import { presencePlugin } from '../plugins/presence/index.js'
 import { receiptsPlugin } from '../plugins/receipts/index.js'
 import { longPollPlugin } from '../plugins/longpoll/index.js'
+import { metricsPlugin } from '../plugins/metrics/index.js'
 
 export const PLUGINS: ReadonlyArray<ThreadlinePlugin<unknown>> = [
   limitsPlugin,
@@ -19,5 +20,6 @@ export const PLUGINS: ReadonlyArray<ThreadlinePlugin<unknown>> = [
   receiptsPlugin,
   presencePlugin,
   pushPlugin,
-  longPollPlugin
+  longPollPlugin,
+  metricsPlugin
 ]

@@ -26,6 +26,7 @@ import { createTokenService, TOKENS_SERVICE, type TokenService } from '../core/t
 import { SEND_SERVICE, SendService } from '../core/messages/send-service.js'
 import { Services } from '../core/services.js'
 import { Telemetry, TELEMETRY } from '../core/telemetry.js'
+import { BROKER_STATE } from '../core/broker-state.js'
 import { buildApp } from '../sync-api/app.js'
 import type { WebBundle } from '../sync-api/web/bundle.js'
 
@@ -59,7 +60,8 @@ export interface StartOptions {
 }
 
 export async function startThreadline (config: Config, log: Logger = createLogger(config.logLevel), opts: StartOptions = {}): Promise<Threadline> {
-  const store = await openStore(config, log)
+  const telemetry = new Telemetry()
+  const store = await openStore(config, log, telemetry)
   const cleanups: Array<() => Promise<void>> = [() => store.close()]
   const unwind = async (): Promise<void> => {
     for (const fn of cleanups.splice(0).reverse()) await fn().catch((err: unknown) => log.error({ err }, 'shutdown step failed'))
@@ -69,7 +71,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     if (generatedAt !== null) log.warn({ file: generatedAt }, 'THREADLINE_JWT_SECRET is not set: using a secret generated into the data dir (fine for development, set it in production)')
     const tokens = createTokenService(secret, { issuer: config.jwtIssuer, audience: config.jwtAudience })
 
-    const state = createBrokerState(config, log.child({ part: 'broker-state' }))
+    const state = createBrokerState(config, log.child({ part: 'broker-state' }), telemetry)
     cleanups.push(() => state.close())
     const broker = await Aedes.createBroker({
       persistence: state.persistence,
@@ -120,13 +122,13 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     const publish = bounded?.publish ?? ((...args: PublishArgs): Promise<void> =>
       new Promise((resolve, reject) => unbounded(args, (err) => (err ? reject(err) : resolve()))))
 
-    const telemetry = new Telemetry()
-    const sends = new SendService(store, (topic, payload) => publish(topic, payload), log.child({ part: 'sends' }))
+    const sends = new SendService(store, (topic, payload) => publish(topic, payload), log.child({ part: 'sends' }), telemetry)
     cleanups.push(() => sends.drain())
     const services = new Services()
     services.provide(TELEMETRY, telemetry)
     services.provide(TOKENS_SERVICE, tokens)
     services.provide(SEND_SERVICE, sends)
+    services.provide(BROKER_STATE, { redisUp: () => state.redisUp(), sessionsAway: () => state.sessionsAway() })
     const ctx: PluginContext = { config, log, store, broker, membership, publish, services }
     const registry = new PluginRegistry()
     for (const plugin of opts.plugins ?? PLUGINS) registry.register(plugin)

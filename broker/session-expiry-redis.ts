@@ -86,6 +86,10 @@ export class RedisIdleIndex implements IdleIndex {
     await this.#redis.multi().hdel(REDIS_OWNER_KEY, clientId).zrem(REDIS_IDLE_KEY, clientId).exec()
   }
 
+  async idle (): Promise<number> {
+    return await this.#redis.zcard(REDIS_IDLE_KEY)
+  }
+
   async claimExpired (cutoffMs: number, limit: number): Promise<string[]> {
     return await this.#redis.threadlineClaimIdle(REDIS_IDLE_KEY, cutoffMs, limit)
   }

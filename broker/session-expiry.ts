@@ -18,6 +18,8 @@ export interface IdleIndex {
   disconnected(clientId: string, conn: string, atMs: number): Promise<void>
   /** A clean=true CONNECT ended the session: nothing left to expire. */
   forget(clientId: string): Promise<void>
+  /** How many sessions the index holds as disconnected (with Redis: the cluster's). */
+  idle(): Promise<number>
   /** Removes from the index, and returns, up to `limit` sessions idle since before `cutoffMs`. */
   claimExpired(cutoffMs: number, limit: number): Promise<string[]>
   /** Shared indexes only: this node is alive for `ttlMs` more; false if it had been given up for dead. */
@@ -47,6 +49,10 @@ export class MemoryIdleIndex implements IdleIndex {
   async forget (clientId: string): Promise<void> {
     this.#owner.delete(clientId)
     this.#since.delete(clientId)
+  }
+
+  async idle (): Promise<number> {
+    return this.#since.size
   }
 
   async claimExpired (cutoffMs: number, limit: number): Promise<string[]> {
@@ -106,6 +112,11 @@ export class SessionExpiry {
     this.#sweeping = this.#heartbeat(true).finally(() => { this.#sweeping = null })
     this.#timer = setInterval(() => { void this.sweep() }, this.#intervalMs)
     this.#timer.unref()
+  }
+
+  /** Persistent sessions whose device is away: this node's in memory, the cluster's with Redis. */
+  away (): Promise<number> {
+    return this.index.idle()
   }
 
   /** One pass; resolves when it is done (a pass already running is joined, not doubled). */

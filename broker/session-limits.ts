@@ -5,6 +5,7 @@ import type { Aedes } from 'aedes'
 import type { Redis } from 'ioredis'
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
+import type { Telemetry } from '../core/telemetry.js'
 import { capMemoryQueues, capRedisQueues } from './offline-queue.js'
 import { RedisQueues } from './patches/redis-outgoing.js'
 import { MemoryIdleIndex, SessionExpiry } from './session-expiry.js'
@@ -30,11 +31,11 @@ async function removeSubscriptions (store: SessionStore, clientId: string): Prom
 }
 
 /** Aedes' default in-memory persistence: call right after the broker is created. */
-export function limitMemorySessions (broker: Aedes, limits: Limits, log: Logger): SessionExpiry {
+export function limitMemorySessions (broker: Aedes, limits: Limits, log: Logger, telemetry?: Telemetry): SessionExpiry {
   const { persistence, clients } = sessionsOf(broker)
   const store = persistence as SessionStore
   const isConnected = (clientId: string): boolean => clients[clientId] !== undefined
-  const queues = capMemoryQueues(store, limits.offlineQueueMax, isConnected)
+  const queues = capMemoryQueues(store, limits.offlineQueueMax, isConnected, telemetry)
   const expiry = new SessionExpiry(broker, new MemoryIdleIndex(), async (clientId) => {
     await removeSubscriptions(store, clientId)
     queues.drop(clientId) // after: no enqueue can land once the subscriptions are gone
@@ -45,10 +46,10 @@ export function limitMemorySessions (broker: Aedes, limits: Limits, log: Logger)
 }
 
 /** aedes-persistence-redis (`persistence`, on connection `conn`): call before the broker has clients. */
-export function limitRedisSessions (broker: Aedes, persistence: object, conn: Redis, limits: Limits, log: Logger): SessionExpiry {
+export function limitRedisSessions (broker: Aedes, persistence: object, conn: Redis, limits: Limits, log: Logger, telemetry?: Telemetry): SessionExpiry {
   const store = persistence as SessionStore
   const queues = new RedisQueues(conn, REDIS_IDLE_KEY)
-  const counters = capRedisQueues(persistence, queues, limits.offlineQueueMax, log)
+  const counters = capRedisQueues(persistence, queues, limits.offlineQueueMax, log, telemetry)
   const expiry = new SessionExpiry(broker, new RedisIdleIndex(conn), async (clientId) => {
     // before: the library DELs the queue list with the last subscription without releasing
     // the packets it points at (their keys would stay in Redis for good)

@@ -6,12 +6,24 @@ export interface Queryable {
   query<R = Row>(sql: string, params?: readonly unknown[]): Promise<R[]>
 }
 
+/** A store's connections now (plugins/metrics reads them at each scrape). */
+export interface StorePool {
+  /** connections open */
+  readonly total: number
+  /** of those, connections no query holds */
+  readonly idle: number
+  /** callers waiting for a connection */
+  readonly waiting: number
+}
+
 export interface Store extends Queryable {
   readonly driver: 'pg' | 'pglite'
   /** Runs fn in one transaction: committed when fn resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>
   /** Cheap round trip used by /readyz. */
   ping(): Promise<void>
+  /** Its connections now: pg's pool; PGlite is one connection, busy or not. */
+  pool(): StorePool
   close(): Promise<void>
 }
 

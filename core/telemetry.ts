@@ -25,8 +25,11 @@ export interface TelemetryEvents {
   receiptsCoalesced: { count: number }
   /** One push attempt's end. */
   push: { provider: 'apns' | 'fcm', result: 'sent' | 'unregistered' | 'failed' }
-  /** A store query or transaction failed (the store unreachable, a refused value, a fault). */
-  storeError: { kind: 'unavailable' | 'refused' | 'fault' }
+  /**
+   * A store query or transaction failed: the store unreachable, a value it refused
+   * (SQLSTATE 22, 23), a conflict it aborted (40: deadlock, serialization; retried), a fault.
+   */
+  storeError: { kind: 'unavailable' | 'refused' | 'conflict' | 'fault' }
 }
 
 type Listener<K extends keyof TelemetryEvents> = (event: TelemetryEvents[K]) => void

@@ -16,6 +16,13 @@ export interface TokenClaims {
 }
 
 export const ROLES: readonly Role[] = ['user', 'integrator', 'admin']
+
+const BEARER = /^Bearer +([A-Za-z0-9_.~+/=-]+) *$/i
+
+/** The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1), or null. */
+export function bearerToken (authorization: string | undefined): string | null {
+  return BEARER.exec(authorization ?? '')?.[1] ?? null
+}
 export const MAX_NAME_LENGTH = 128
 
 export class TokenError extends Error {

@@ -107,6 +107,7 @@ export async function openPgStore (connectionString: string, log: { error: (o: o
       }
     },
     async ping () { await query('SELECT 1') },
+    pool: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async close () {
       if (closed) return
       closed = true

@@ -11,6 +11,7 @@ import { commitBatch, type CommitResult, type PendingSend } from './event-store.
 import { GroupCommitter } from './group-commit.js'
 import { checkConvId, parseSend } from './parse-send.js'
 import { serviceKey } from '../services.js'
+import type { Telemetry, Transport } from '../telemetry.js'
 
 /** The one send path of a node: plugins/messages (MQTT) and the REST side use it. */
 export const SEND_SERVICE = serviceKey<SendService>('sends')
@@ -32,6 +33,18 @@ export interface CommittedEvent {
 
 /** Called once per committed batch that stored something, after the commit and off the PUBACK path. */
 export type CommittedListener = (events: readonly CommittedEvent[]) => void
+
+/** Where a send came from: what its answer is counted under (telemetry `send`). */
+export interface SendOrigin {
+  readonly transport: Transport
+  /** performance.now() when the send arrived (the PUBLISH, the HTTP request) */
+  readonly since: number
+  /**
+   * The ordered stream the send came on (an MQTT connection): after an `unavailable`,
+   * that lane's later sends fail too rather than commit ahead of the one its client resends.
+   */
+  readonly lane?: object
+}
 
 export interface SendOutcome {
   /** false when this was a retry of an already stored send */
@@ -58,17 +71,22 @@ export class SendService {
   readonly #store: Store
   readonly #publish: Publish
   readonly #log: Logger
+  readonly #telemetry: Telemetry | undefined
   #fanoutInFlight = 0
   #fanoutPeak = 0
   #roomWaiters: Array<() => void> = []
   readonly #committedListeners: CommittedListener[] = []
 
-  constructor (store: Store, publish: Publish, log: Logger) {
+  /** `telemetry`: told of each send's answer (`send`) and each commit (`commit`) */
+  constructor (store: Store, publish: Publish, log: Logger, telemetry?: Telemetry) {
     this.#store = store
     this.#publish = publish
     this.#log = log
+    this.#telemetry = telemetry
     this.#committer = new GroupCommitter(async (items) => {
+      const started = performance.now()
       const results = await this.#commit(items)
+      if (telemetry?.watched('commit') === true) telemetry.emit('commit', { size: items.length, ms: performance.now() - started })
       // Fan-out is counted before it starts, send by send: a batch of 500 sends to a
       // 256-member group would otherwise put 128,000 publishes in flight at once. A send's
       // answer (its PUBACK) waits for its room, which is what slows senders down.
@@ -93,27 +111,40 @@ export class SendService {
   /**
    * Stores one send and fans it out. Resolves after the commit (the caller may then
    * acknowledge); rejects with a ThreadlineError: a catalog code for a rejected send,
-   * `unavailable` when the store cannot be reached. `lane`: the ordered stream the send
-   * came on (an MQTT connection); after an `unavailable`, that lane's later sends fail
-   * too rather than commit ahead of the one its client will resend.
+   * `unavailable` when the store cannot be reached.
    */
-  send (senderId: string, rawConvId: string, body: unknown, lane?: object): Promise<SendOutcome> {
+  send (senderId: string, rawConvId: string, body: unknown, origin: SendOrigin): Promise<SendOutcome> {
     let pending: PendingSend
     try {
-      pending = { convId: checkConvId(rawConvId), senderId, req: parseSend(body), lane }
+      pending = { convId: checkConvId(rawConvId), senderId, req: parseSend(body), lane: origin.lane }
     } catch (err) {
+      if (err instanceof ThreadlineError) this.refused(origin, err)
       return Promise.reject(err)
     }
     return this.#committer.submit(pending).then(
       (done) => {
-        if (done.kind === 'rejected') throw done.error
+        if (done.kind === 'rejected') {
+          this.refused(origin, done.error)
+          throw done.error
+        }
+        if (this.#telemetry?.watched('send') === true) {
+          this.#telemetry.emit('send', { transport: origin.transport, result: done.created ? 'ok' : 'duplicate', ms: performance.now() - origin.since })
+        }
         return { created: done.created, envelope: done.envelope }
       },
       (err: unknown) => {
-        if (err instanceof ThreadlineError) throw err
-        this.#log.error({ err }, 'send commit failed')
-        throw new ThreadlineError('unavailable', 'the send could not be stored; retry')
+        const refusal = err instanceof ThreadlineError ? err : new ThreadlineError('unavailable', 'the send could not be stored; retry')
+        if (refusal !== err) this.#log.error({ err }, 'send commit failed')
+        this.refused(origin, refusal)
+        throw refusal
       })
+  }
+
+  /** Counts a send answered with an error (telemetry `send`), here or before it reached send(). */
+  refused (origin: SendOrigin, err: ThreadlineError): void {
+    if (this.#telemetry?.watched('send') === true) {
+      this.#telemetry.emit('send', { transport: origin.transport, result: err.code, ms: performance.now() - origin.since })
+    }
   }
 
   /** Listens for committed batches (the plugins' eventsCommitted hook); answers how to stop. */

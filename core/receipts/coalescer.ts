@@ -16,6 +16,7 @@
 //   never wrong. Any other failure (a bug, a value the store refuses) drops the batch:
 //   trying the same statement again would fail the same way.
 import { isUnavailable } from '../store.js'
+import type { Telemetry } from '../telemetry.js'
 import type { Gate } from './gate.js'
 import { mergeMarkers, NO_MARKERS, type Markers } from './markers.js'
 
@@ -28,6 +29,8 @@ export interface CoalescerOptions {
   readonly retryMaxMs: number
   /** takes turns with the other store work of receipts (see gate.ts) */
   readonly gate: Gate
+  /** told how many receipts were merged into entries already waiting (`receiptsCoalesced`), once per write */
+  readonly telemetry?: Telemetry
 }
 
 /** Writes one conversation's merged markers; resolves with what the caller hands on. */
@@ -77,6 +80,8 @@ export class ReceiptCoalescer<R> {
   readonly #convs = new Map<string, Pending>()
   readonly #inFlight = new Set<Promise<void>>()
   #total = 0
+  /** receipts merged into a waiting entry since the last write began: told with the next one */
+  #merged = 0
   #stopped = false
   readonly #stats = { accepted: 0, dropped: 0, writes: 0, failedWrites: 0, pendingPeak: 0 }
 
@@ -108,6 +113,7 @@ export class ReceiptCoalescer<R> {
     if (current !== undefined) {
       ;(conv as Pending).entries.set(userId, mergeMarkers(current, markers))
       this.#stats.accepted++
+      this.#merged++
       return true
     }
     if (this.#total >= this.#opts.maxTotal || (conv !== undefined && conv.entries.size >= this.#opts.maxPerConversation)) {
@@ -156,6 +162,7 @@ export class ReceiptCoalescer<R> {
       batch = conv.batch = conv.entries
       conv.entries = new Map()
       this.#total -= batch.size
+      this.#tellMerged()
       return this.#write(convId, batch)
     }).then((result) => {
       this.#stats.writes++
@@ -183,6 +190,13 @@ export class ReceiptCoalescer<R> {
       }
     })
     this.#inFlight.add(done)
+  }
+
+  #tellMerged (): void {
+    const telemetry = this.#opts.telemetry
+    if (this.#merged === 0 || telemetry === undefined) return
+    if (telemetry.watched('receiptsCoalesced')) telemetry.emit('receiptsCoalesced', { count: this.#merged })
+    this.#merged = 0
   }
 
   /** A failed batch goes back under the entries that came meanwhile, merged by max. */

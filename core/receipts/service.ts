@@ -17,6 +17,7 @@ import {
 } from '../../schemas/index.js'
 import { isUnavailable, type Store } from '../store.js'
 import { serviceKey } from '../services.js'
+import type { Telemetry } from '../telemetry.js'
 import { inboxTopic, receiptsTopic } from '../topics.js'
 import { checkConvId, parseJsonPayload } from '../messages/parse-send.js'
 import { ReceiptCoalescer, type CoalescerStats } from './coalescer.js'
@@ -108,7 +109,8 @@ export class ReceiptService {
   readonly #counts = { summaries: 0, echoes: 0, refused: 0 }
   #dropWarnedAt = -Infinity
 
-  constructor (store: Store, publish: PublishSummary, membership: MembershipView, log: Logger, limits: ReceiptLimits) {
+  /** `telemetry`: told of receipts the coalescer merged */
+  constructor (store: Store, publish: PublishSummary, membership: MembershipView, log: Logger, limits: ReceiptLimits, telemetry?: Telemetry) {
     this.#store = store
     this.#publish = publish
     this.#membership = membership
@@ -117,7 +119,7 @@ export class ReceiptService {
     this.#gate = new Gate(limits.storeConcurrency)
     this.#lastSeqs = new LastSeqs((convId) => this.#gate.run(() => lastSeqOf(store, convId)), { max: limits.lastSeqCacheSize, minRefreshMs: limits.lastSeqRefreshMs })
     this.#coalescer = new ReceiptCoalescer<MarkersWritten>(
-      { windowMs: limits.windowMs, maxPerConversation: limits.maxPendingPerConversation, maxTotal: limits.maxPending, retryMaxMs: limits.retryMaxMs, gate: this.#gate },
+      { windowMs: limits.windowMs, maxPerConversation: limits.maxPendingPerConversation, maxTotal: limits.maxPending, retryMaxMs: limits.retryMaxMs, gate: this.#gate, telemetry },
       (convId, batch) => writeMarkers(store, convId, batch),
       {
         written: (convId, result) => this.#summarise(convId, result),

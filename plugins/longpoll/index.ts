@@ -8,7 +8,7 @@ import type { AedesPublishPacket, Client } from 'aedes'
 import { definePlugin } from '../../broker/plugin.js'
 import { connectRedis, type PluginRedis } from '../../broker/redis-connection.js'
 import { PRESENCE_SERVICE } from '../../core/presence/service.js'
-import { serviceKey } from '../../core/services.js'
+import { LONGPOLL_STATS } from '../../core/longpoll/stats.js'
 import { HeldPolls } from './held-polls.js'
 import { MemoryQueueStore } from './memory-store.js'
 import { PollingDevices } from './polling-devices.js'
@@ -31,9 +31,6 @@ export const QUEUE_MAX_BYTES = 4 * 1024 * 1024
 export const QUEUES_PER_USER = 20
 /** how long an ended queue's id answers 410 (then 404) */
 export const TOMBSTONE_MS = 24 * 3600 * 1000
-
-/** Counters for tests and diagnostics. */
-export const LONGPOLL_STATS = serviceKey<() => Promise<{ queues: number, events: number, held: number, devices: number }>>('longpoll.stats')
 
 const isQueueTopic = (topic: string): boolean => {
   const c = topic.charCodeAt(0)

@@ -9,7 +9,7 @@ import { ThreadlineError } from '../../schemas/index.js'
 import { chatTopicOf, inboxTopic } from '../../core/topics.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
 import { parseJsonPayload } from '../../core/messages/parse-send.js'
-import { SEND_SERVICE, type SendService } from '../../core/messages/send-service.js'
+import { SEND_SERVICE, type SendOrigin, type SendService } from '../../core/messages/send-service.js'
 
 function clientMsgIdOf (body: unknown): string | undefined {
   const id = (body as { client_msg_id?: unknown } | null)?.client_msg_id
@@ -28,6 +28,8 @@ function leadingClientMsgId (payload: Buffer | string): string | undefined {
 function handleSend (ctx: PluginContext, service: SendService, client: Client, packet: PublishPacket, convId: string): void | Promise<void> {
   const identity = identityOf(client)
   if (identity === null) return // the ACL refuses chat topics to anonymous clients
+  // the PUBACK goes out when this hook settles: its latency is counted from here
+  const origin: SendOrigin = { transport: 'mqtt', since: performance.now(), lane: client }
   let body: unknown
   const answer = (err: ThreadlineError): void => {
     const clientMsgId = clientMsgIdOf(body) ?? (err.code === 'too_large' ? leadingClientMsgId(packet.payload) : undefined)
@@ -41,10 +43,11 @@ function handleSend (ctx: PluginContext, service: SendService, client: Client, p
     body = parseJsonPayload(packet.payload, ctx.config.maxPayloadBytes)
     if (packet.qos === 0) throw new ThreadlineError('bad_request', 'sends need QoS 1: a QoS 0 send cannot be acknowledged')
   } catch (err) {
+    service.refused(origin, err as ThreadlineError)
     answer(err as ThreadlineError)
     return
   }
-  return service.send(identity.userId, convId, body, client).then(() => undefined, (err: ThreadlineError) => {
+  return service.send(identity.userId, convId, body, origin).then(() => undefined, (err: ThreadlineError) => {
     answer(err)
     // no PUBACK: closing the connection makes the client's session resend (DESIGN.md §4)
     if (err.code === 'unavailable') throw err

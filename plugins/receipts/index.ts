@@ -11,6 +11,7 @@ import { ConversationParams, Failure, ReceiptRequest, ReceiptResult, ThreadlineE
 import { chatTopicOf, inboxTopic } from '../../core/topics.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
 import { DEFAULT_RECEIPT_LIMITS, RECEIPTS_SERVICE, ReceiptService } from '../../core/receipts/service.js'
+import { TELEMETRY } from '../../core/telemetry.js'
 
 export interface ReceiptsOptions {
   /** THREADLINE_RECEIPT_WINDOW_MS: how long receipts are coalesced before they are written */
@@ -50,7 +51,8 @@ export const receiptsPlugin = definePlugin<ReceiptsOptions>({
       (topic, payload, opts) => ctx.publish(topic, payload, opts),
       ctx.membership,
       ctx.log.child({ plugin: 'receipts' }),
-      { ...DEFAULT_RECEIPT_LIMITS, windowMs: options.windowMs, maxPayloadBytes: ctx.config.maxPayloadBytes })
+      { ...DEFAULT_RECEIPT_LIMITS, windowMs: options.windowMs, maxPayloadBytes: ctx.config.maxPayloadBytes },
+      ctx.services.find(TELEMETRY))
     ctx.services.provide(RECEIPTS_SERVICE, service)
     return () => service.stop()
   },

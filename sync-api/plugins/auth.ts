@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Role } from '../../broker/identity.js'
 import type { Store } from '../../broker/store/index.js'
-import { TokenError, type TokenService } from '../../core/tokens.js'
+import { bearerToken, TokenError, type TokenService } from '../../core/tokens.js'
 import { ThreadlineError } from '../../schemas/index.js'
 import { upsertTokenUser } from '../../core/users.js'
 
@@ -32,8 +32,6 @@ export interface AuthOptions {
   seenMax?: number
 }
 
-const BEARER = /^Bearer +([A-Za-z0-9_.~+/=-]+) *$/i
-
 /** Insertion-ordered and bounded, so a flood of distinct users cannot grow it without end. */
 class SeenUsers {
   readonly #keys = new Set<string>()
@@ -50,15 +48,15 @@ async function authPlugin (app: FastifyInstance, opts: AuthOptions): Promise<voi
   app.decorateRequest('identity', null as unknown as HttpIdentity)
 
   app.addHook('onRequest', async (request, reply) => {
-    const match = BEARER.exec(request.headers.authorization ?? '')
-    if (!match) {
+    const bearer = bearerToken(request.headers.authorization)
+    if (bearer === null) {
       // RFC 6750 §3: a 401 for a bearer-protected resource names the scheme
       reply.header('www-authenticate', 'Bearer realm="threadline"')
       throw new ThreadlineError('unauthorized', 'an Authorization: Bearer <token> header is required')
     }
     let claims
     try {
-      claims = opts.tokens.verify(match[1] as string)
+      claims = opts.tokens.verify(bearer)
     } catch (err) {
       if (!(err instanceof TokenError)) throw err
       reply.header('www-authenticate', 'Bearer realm="threadline", error="invalid_token"')

@@ -19,7 +19,9 @@ export const messagesRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (ap
     // above stays for OpenAPI and types
     validatorCompiler: bodyUnchecked(validatorCompiler)
   }, async (request, reply) => {
-    const { created, envelope } = await deps.sends.send(request.identity.userId, request.params.id, request.body as unknown)
+    // from the request's arrival (Fastify's clock is performance.now()) to this answer
+    const origin = { transport: 'http' as const, since: performance.now() - reply.elapsedTime }
+    const { created, envelope } = await deps.sends.send(request.identity.userId, request.params.id, request.body as unknown, origin)
     return reply.code(created ? 201 : 200).send({ conv_id: envelope.conv_id, seq: envelope.seq, ts: envelope.ts })
   })
 }

@@ -35,7 +35,12 @@ t.test('every wrong value stops with a message that names the variable', async (
     ['THREADLINE_CORS_ORIGINS', 'https://chat.example.org/', /use https:\/\/chat\.example\.org$/],
     ['THREADLINE_CORS_ORIGINS', 'https://Chat.example.org:443', /use https:\/\/chat\.example\.org$/],
     ['THREADLINE_CORS_ORIGINS', 'ftp://files.example.org', /not an origin/],
-    ['THREADLINE_CORS_ORIGINS', ',', /lists no origin/]
+    ['THREADLINE_CORS_ORIGINS', ',', /lists no origin/],
+    ['THREADLINE_NODE_ID', 'node a', /\[A-Za-z0-9_\.:-\]/],
+    ['THREADLINE_NODE_ID', 'n'.repeat(129), /1–128 chars/],
+    ['THREADLINE_METRICS_PORT', 'ninety', /whole number/],
+    ['THREADLINE_METRICS_PORT', '65536', /between 0 and 65535/],
+    ['THREADLINE_METRICS_HOST', 'a host', /not a host/]
   ]
   for (const [name, value, why] of bad) {
     let err: unknown = null
@@ -48,6 +53,13 @@ t.test('every wrong value stops with a message that names the variable', async (
     t.equal((err as ConfigError).variable, name)
     t.match((err as Error).message, new RegExp(`^${name}: .*${why.source}`), `${name}=${value}: ${(err as Error).message}`)
   }
+})
+
+t.test('metrics: no port of its own unless THREADLINE_METRICS_PORT is set; loopback unless told; a host without a port is refused', async (t) => {
+  t.same(loadConfig({}).plugins.metrics, { nodeId: null, port: null, host: '127.0.0.1' })
+  t.same(loadConfig({ THREADLINE_METRICS_PORT: '9464', THREADLINE_NODE_ID: 'eu-1:a' }).plugins.metrics, { nodeId: 'eu-1:a', port: 9464, host: '127.0.0.1' })
+  t.same(loadConfig({ THREADLINE_METRICS_PORT: '9464', THREADLINE_METRICS_HOST: '10.0.0.5' }).plugins.metrics, { nodeId: null, port: 9464, host: '10.0.0.5' })
+  t.throws(() => loadConfig({ THREADLINE_METRICS_HOST: '10.0.0.5' }), { variable: 'THREADLINE_METRICS_HOST', message: /THREADLINE_METRICS_PORT is not/ })
 })
 
 t.test('a JWT secret of 32 bytes is enough; issuer and audience are read when set', async (t) => {

@@ -2,11 +2,11 @@
 // it opens a queue, polls with the last id it processed, and repeats a poll whose answer
 // it lost with the same id.
 import type { Threadline } from '../../broker/server.js'
-import { LONGPOLL_STATS } from '../../plugins/longpoll/index.js'
+import { LONGPOLL_STATS, type LongPollStats } from '../../core/longpoll/stats.js'
 import { token } from './node.js'
 import { waitFor } from './wait.js'
 
-export interface LongPollStats { queues: number, events: number, held: number, devices: number }
+export type { LongPollStats } from '../../core/longpoll/stats.js'
 
 /** The node's live queues, their events, the polls it holds and the polling devices it counts. */
 export async function longPollStats (node: Threadline): Promise<LongPollStats> {

@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap'
 import type { MqttClient } from 'mqtt'
 import type { Threadline } from '../../broker/server.js'
-import { LONGPOLL_STATS } from '../../plugins/longpoll/index.js'
+import { LONGPOLL_STATS } from '../../core/longpoll/stats.js'
 import { startCluster } from '../helpers/cluster.js'
 import { createConversation, text, userId } from '../helpers/fixtures.js'
 import { LongPollClient, type PollAnswer } from '../helpers/longpoll.js'

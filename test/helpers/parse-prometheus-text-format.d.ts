@@ -1,0 +1,18 @@
+// parse-prometheus-text-format 1.1.1 ships no types: the shape of its answer (prom2json's).
+declare module 'parse-prometheus-text-format' {
+  export interface ParsedSample {
+    value?: string
+    labels?: Record<string, string>
+    /** histograms: cumulative count per `le` */
+    buckets?: Record<string, string>
+    count?: string
+    sum?: string
+  }
+  export interface ParsedFamily {
+    name: string
+    help: string
+    type: 'COUNTER' | 'GAUGE' | 'HISTOGRAM' | 'SUMMARY' | 'UNTYPED'
+    metrics: ParsedSample[]
+  }
+  export default function parsePrometheusTextFormat (text: string): ParsedFamily[]
+}
