@@ -94,6 +94,7 @@ export function nodeSeries (ctx: PluginContext, nodeId: string): NodeSeries {
       }
       return [[{ transport: 'tcp' }, tcp], [{ transport: 'ws' }, ws]]
     }),
+    new Sampled('threadline_connections_max', 'THREADLINE_MAX_CONNECTIONS: MQTT connections this node accepts before it answers CONNACK 3', 'gauge', () => one(ctx.config.maxConnections)),
     new Sampled('threadline_sessions', 'Persistent (clean=false) MQTT sessions: connected to this node, or away (kept until they expire; with Redis, the whole cluster\'s)', 'gauge', async () => {
       let connected = 0
       for (const client of Object.values(clientsOf(ctx.broker))) if (!client.clean) connected++
