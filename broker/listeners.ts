@@ -3,16 +3,18 @@
 // connection gets the same two bounds before Aedes reads a byte of it: the packet size
 // (broker/patches/packet-size.ts) and the bytes that may wait for a client that doesn't
 // read (broker/patches/write-buffer.ts); and its client's real address when a trusted
-// proxy names it (broker/client-address.ts).
+// proxy names it (broker/client-address.ts), which on the TCP port it must.
 import net from 'node:net'
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
+import type { Telemetry } from '../core/telemetry.js'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { type ProxyTrust, setConnectionAddress } from './client-address.js'
 import { PACKET_OVERHEAD_BYTES } from './config.js'
+import { LogThrottle } from './log-throttle.js'
 import type { Logger } from './logger.js'
-import { readProxyHeader } from './proxy-protocol.js'
+import { ProxyHeaderMissing, readProxyHeader } from './proxy-protocol.js'
 import type { SocketBudget } from './socket-budget.js'
 import { limitPacketSize } from './patches/packet-size.js'
 import { boundWriteBuffer } from './patches/write-buffer.js'
@@ -38,6 +40,7 @@ export interface EntryOptions {
   trust: ProxyTrust
   /** THREADLINE_CONNECT_TIMEOUT_MS: also how long a trusted peer may take to send its PROXY header */
   connectTimeoutMs: number
+  telemetry: Telemetry
 }
 
 /** Largest MQTT packet (remaining length) of an accepted client: a payload at the limit plus topic and header. */
@@ -51,6 +54,14 @@ function handleConnection (broker: Aedes, conn: Duplex, req: IncomingMessage | u
 }
 
 export async function listenTcp (broker: Aedes, port: number, host: string, limits: ConnectionLimits, entry: EntryOptions, log: Logger): Promise<net.Server> {
+  // a trusted proxy that sends no header does so on every connection: one line per 10 s
+  const headerless = new LogThrottle()
+  const refuseHeaderless = (peer: string | undefined): void => {
+    entry.telemetry.emit('connectionRefused', { reason: 'proxy_header_missing' })
+    const refused = headerless.hit()
+    if (refused === null) return
+    log.info({ part: 'connections', reason: 'proxy_header_missing', peer, refused }, 'connection refused: a trusted peer (THREADLINE_TRUST_PROXY) sent no PROXY header; have it send one on every MQTT connection (HAProxy: send-proxy-v2) or stop trusting it')
+  }
   const server = net.createServer((socket) => {
     if (!entry.budget.admit(socket)) return
     const handle = (): void => handleConnection(broker, socket, undefined, limits, () => socket.writableLength, log)
@@ -58,7 +69,10 @@ export async function listenTcp (broker: Aedes, port: number, host: string, limi
     readProxyHeader(socket, entry.connectTimeoutMs).then((address) => {
       if (address !== null) setConnectionAddress(socket, address)
       handle()
-    }, (err: Error) => log.debug({ err: err.message, peer: socket.remoteAddress }, 'connection error'))
+    }, (err: Error) => {
+      if (err instanceof ProxyHeaderMissing) refuseHeaderless(socket.remoteAddress)
+      else log.debug({ err: err.message, peer: socket.remoteAddress }, 'connection error')
+    })
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

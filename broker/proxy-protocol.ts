@@ -1,8 +1,10 @@
 // PROXY protocol v1 and v2 (HAProxy's `send-proxy` / `send-proxy-v2`, spec:
 // haproxy.org/download/2.8/doc/proxy-protocol.txt): the header a TCP proxy writes before
 // the client's bytes, naming the client's address. Read only from trusted peers
-// (THREADLINE_TRUST_PROXY); anyone else's first bytes go to the MQTT parser as they are,
-// where a PROXY header is no CONNECT and closes the connection.
+// (THREADLINE_TRUST_PROXY), and required of them: a trusted peer that sent none would be
+// passing a client's bytes on as they are, and a client's own header would be believed.
+// Anyone else's first bytes go to the MQTT parser as they are, where a PROXY header is no
+// CONNECT and closes the connection.
 //
 // Written here rather than taken from aedes-protocol-decoder 2.2.0: that one expects the
 // whole header in the first chunk (it throws on one split across TCP segments) and prints
@@ -21,6 +23,14 @@ export class ProxyHeaderError extends Error {
   constructor (message: string) {
     super(`PROXY header: ${message}`)
     this.name = 'ProxyHeaderError'
+  }
+}
+
+/** A trusted peer's connection began with something other than a PROXY header. */
+export class ProxyHeaderMissing extends ProxyHeaderError {
+  constructor () {
+    super('missing: the connection does not start with one')
+    this.name = 'ProxyHeaderMissing'
   }
 }
 
@@ -95,10 +105,11 @@ function ipv6 (bytes: Buffer): string {
 }
 
 /**
- * Reads the PROXY header a trusted peer may send before its MQTT bytes and puts back what
- * follows it, for Aedes to read. Resolves the client's address, or null when the peer sent
- * no header or spoke for itself. Rejects (the socket destroyed) on a malformed header, or
- * when nothing complete came within `timeoutMs`.
+ * Reads the PROXY header a trusted peer must send before its MQTT bytes and puts back what
+ * follows it, for Aedes to read. Resolves the client's address, or null when the peer
+ * spoke for itself (v1 UNKNOWN, v2 LOCAL). Rejects (the socket destroyed) with
+ * ProxyHeaderMissing when the first bytes are no PROXY header, and with ProxyHeaderError on
+ * a malformed header or when nothing complete came within `timeoutMs`.
  */
 export function readProxyHeader (socket: Socket, timeoutMs: number): Promise<string | null> {
   return new Promise((resolve, reject) => {
@@ -126,10 +137,11 @@ export function readProxyHeader (socket: Socket, timeoutMs: number): Promise<str
         return fail(err as Error)
       }
       if (header === null) return
+      if (header === 'none') return fail(new ProxyHeaderMissing())
       finish()
-      const rest = header === 'none' ? buf : buf.subarray(header.length)
+      const rest = buf.subarray(header.length)
       if (rest.length > 0) socket.unshift(rest)
-      resolve(header === 'none' ? null : header.address)
+      resolve(header.address)
     }
     socket.on('readable', onReadable)
     socket.once('end', onEnd)

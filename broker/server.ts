@@ -156,7 +156,8 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     const entry = {
       budget: new SocketBudget(config.maxConnections + SOCKET_HEADROOM, telemetry, log.child({ part: 'connections' })),
       trust: new ProxyTrust(config.trustProxy),
-      connectTimeoutMs: config.connectTimeoutMs
+      connectTimeoutMs: config.connectTimeoutMs,
+      telemetry
     }
     const upgrades = attachWebSocket(broker, app.server, limits, entry, log)
     const tcp = await listenTcp(broker, config.mqttPort, config.host, limits, entry, log)
@@ -165,7 +166,9 @@ export async function startThreadline (config: Config, log: Logger = createLogge
 
     const mqttPort = (tcp.address() as net.AddressInfo).port
     const httpPort = (app.server.address() as net.AddressInfo).port
-    log.info({ mqttPort, httpPort, host: config.host, maxConnections: config.maxConnections, store: store.driver, redis: config.redisUrl !== null, plugins: registry.names }, 'threadline is up')
+    // trustProxy named here: a node that trusts a proxy refuses its MQTT connections that carry no PROXY header
+    const trusting = config.trustProxy.length > 0 ? { trustProxy: config.trustProxy } : {}
+    log.info({ mqttPort, httpPort, host: config.host, maxConnections: config.maxConnections, ...trusting, store: store.driver, redis: config.redisUrl !== null, plugins: registry.names }, 'threadline is up')
 
     let closing: Promise<void> | null = null
     return {

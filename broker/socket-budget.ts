@@ -5,15 +5,12 @@
 // and the process never runs out of files.
 import type { Socket } from 'node:net'
 import type { Telemetry } from '../core/telemetry.js'
+import { LogThrottle } from './log-throttle.js'
 import type { Logger } from './logger.js'
-
-/** at most one warning per this long while sockets are being refused */
-const WARN_EVERY_MS = 10_000
 
 export class SocketBudget {
   #open = 0
-  #refused = 0
-  #warnedAt = -Infinity
+  readonly #warnings = new LogThrottle()
 
   constructor (readonly max: number, private readonly telemetry: Telemetry, private readonly log: Logger) {}
 
@@ -32,13 +29,9 @@ export class SocketBudget {
   }
 
   #refuse (address: string | undefined): void {
-    this.#refused++
     this.telemetry.emit('connectionRefused', { reason: 'max_sockets' })
-    // one line per socket would let a flood fill the log: a count every 10 s instead
-    const now = Date.now()
-    if (now - this.#warnedAt < WARN_EVERY_MS) return
-    this.log.warn({ reason: 'max_sockets', max: this.max, refused: this.#refused, address }, 'sockets refused: too many open on the MQTT and HTTP ports')
-    this.#warnedAt = now
-    this.#refused = 0
+    const refused = this.#warnings.hit()
+    if (refused === null) return
+    this.log.warn({ reason: 'max_sockets', max: this.max, refused, address }, 'sockets refused: too many open on the MQTT and HTTP ports')
   }
 }

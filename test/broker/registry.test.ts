@@ -29,7 +29,8 @@ async function brokerWith (t: Teardownable, plugins: ThreadlinePlugin[]): Promis
   for (const plugin of plugins) registry.register(plugin)
   await registry.start(broker, ctx, { sends: { onCommitted: () => () => {} } })
   const config = loadConfig({})
-  const entry = { budget: new SocketBudget(1000, new Telemetry(), createLogger('silent')), trust: new ProxyTrust([]), connectTimeoutMs: config.connectTimeoutMs }
+  const telemetry = new Telemetry()
+  const entry = { budget: new SocketBudget(1000, telemetry, createLogger('silent')), trust: new ProxyTrust([]), connectTimeoutMs: config.connectTimeoutMs, telemetry }
   const server: net.Server = await listenTcp(broker, 0, '127.0.0.1', { maxPayloadBytes: config.maxPayloadBytes, clientBufferBytes: config.clientBufferBytes }, entry, createLogger('silent'))
   t.teardown(async () => {
     await registry.stop()

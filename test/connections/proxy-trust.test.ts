@@ -74,10 +74,10 @@ t.test('from a trusted proxy: the PROXY header (v1, v2, split or whole) and X-Fo
   t.equal(await connectThrough(t, node, v2Header(1, [198, 51, 100, 9], 0x11), 'alice', 'v2'), 0)
   t.equal(await connectThrough(t, node, v2Header(1, [0x2001, 0xdb8, 0, 0, 1, 0, 0, 1], 0x21), 'alice', 'v2six', { split: true }), 0)
   t.equal(await connectThrough(t, node, Buffer.from('PROXY TCP6 2001:db8::7 ::1 51234 1883\r\n'), 'alice', 'v1six', { split: true }), 0)
-  // the proxy's own connections (health checks) and a peer that sends no header speak for themselves
+  // the proxy's own connections (health checks) speak for themselves
   t.equal(await connectThrough(t, node, V2_LOCAL, 'alice', 'local'), 0)
+  t.equal(await connectThrough(t, node, V2_LOCAL, 'alice', 'localsplit', { split: true }), 0)
   t.equal(await connectThrough(t, node, Buffer.from('PROXY UNKNOWN\r\n'), 'alice', 'unknown'), 0)
-  t.equal(await connectThrough(t, node, Buffer.alloc(0), 'alice', 'direct'), 0)
   await waitFor(() => seen.size === 7, 'seven clients ready')
   t.same(Object.fromEntries(seen), {
     'alice:v1': '203.0.113.7',
@@ -85,8 +85,8 @@ t.test('from a trusted proxy: the PROXY header (v1, v2, split or whole) and X-Fo
     'alice:v2six': '2001:db8::1:0:0:1',
     'alice:v1six': '2001:db8::7',
     'alice:local': '127.0.0.1',
-    'alice:unknown': '127.0.0.1',
-    'alice:direct': '127.0.0.1'
+    'alice:localsplit': '127.0.0.1',
+    'alice:unknown': '127.0.0.1'
   })
 
   // X-Forwarded-For is walked from the right while the hop is trusted: what a client put
@@ -97,14 +97,40 @@ t.test('from a trusted proxy: the PROXY header (v1, v2, split or whole) and X-Fo
   t.equal(await ipOf(node, { 'x-real-ip': '6.6.6.6' }), '127.0.0.1', 'X-Real-IP is not read')
 })
 
+/** Sends `bytes` on a fresh socket and waits for the node to close it; what the node wrote back. */
+async function refusedWith (t: Test, node: Threadline, bytes: Buffer | string, what: string): Promise<Buffer> {
+  const socket = await openSocket(node.mqttPort)
+  t.teardown(() => socket.destroy())
+  const closed = once(socket, 'close')
+  const got: Buffer[] = []
+  socket.on('data', (chunk: Buffer) => got.push(chunk))
+  socket.write(bytes)
+  await withTimeout(closed, `${what} to be refused`)
+  return Buffer.concat(got)
+}
+
+t.test('a trusted peer\'s MQTT connection without a PROXY header is refused: the peer passes a client\'s bytes on as they are', async (t) => {
+  const { plugin, seen } = witness()
+  const { node, lines } = await startLoggedNode(t, { THREADLINE_TRUST_PROXY: '127.0.0.0/8' }, { plugins: [...PLUGINS, plugin] })
+  const reasons: string[] = []
+  node.telemetry.on('connectionRefused', ({ reason }) => reasons.push(reason))
+  const connect = (device: string): Buffer => connectPacket({ clientId: `alice:${device}`, clean: true, username: 'alice', password: token(node, 'alice') })
+
+  t.equal((await refusedWith(t, node, connect('direct'), 'a bare CONNECT')).length, 0, 'no CONNACK')
+  t.equal((await refusedWith(t, node, connect('again'), 'a second bare CONNECT')).length, 0, 'no CONNACK')
+  t.same(reasons, ['proxy_header_missing', 'proxy_header_missing'])
+  const logged = lines.filter(l => l.reason === 'proxy_header_missing')
+  t.equal(logged.length, 1, 'one log line for both: a misconfigured proxy cannot fill the log')
+  t.match(logged[0], { level: 30, peer: '127.0.0.1', refused: 1, msg: /sent no PROXY header/ })
+  t.notOk(seen.has('alice:direct') || seen.has('alice:again'))
+  // the WebSocket and REST ports read no PROXY header: nothing changes there
+  t.equal(await wsAddress(t, node, seen, 'bob', {}), '127.0.0.1', 'MQTT over WebSocket without X-Forwarded-For')
+})
+
 t.test('a malformed PROXY header from a trusted peer closes the connection', async (t) => {
   const { node } = await startLoggedNode(t, { THREADLINE_TRUST_PROXY: '127.0.0.1' })
   for (const header of ['PROXY TCP4 999.0.0.1 10.0.0.1 1 2\r\n', 'PROXY TCP4 1.2.3.4 10.0.0.1 1\r\n', `PROXY ${'x'.repeat(120)}`]) {
-    const socket = await openSocket(node.mqttPort)
-    t.teardown(() => socket.destroy())
-    const closed = once(socket, 'close')
-    socket.write(header)
-    await withTimeout(closed, `${JSON.stringify(header.slice(0, 30))} to be refused`)
+    await refusedWith(t, node, header, JSON.stringify(header.slice(0, 30)))
     t.pass(`closed: ${JSON.stringify(header.slice(0, 30))}`)
   }
 })
@@ -114,16 +140,14 @@ t.test('nobody else can claim an address: an untrusted peer\'s PROXY header is r
   const { node } = await startLoggedNode(t, { THREADLINE_TRUST_PROXY: '10.9.9.9' }, { plugins: [...PLUGINS, plugin] })
 
   for (const header of [Buffer.from('PROXY TCP4 203.0.113.7 10.0.0.1 51234 1883\r\n'), v2Header(1, [203, 0, 113, 7], 0x11)]) {
-    const socket = await openSocket(node.mqttPort)
-    t.teardown(() => socket.destroy())
-    const closed = once(socket, 'close')
-    const got: Buffer[] = []
-    socket.on('data', (chunk: Buffer) => got.push(chunk))
-    socket.write(Buffer.concat([header, connectPacket({ clientId: 'mallory:spoof', clean: true, username: 'mallory', password: token(node, 'mallory') })]))
-    await withTimeout(closed, 'the connection to be closed')
-    t.equal(Buffer.concat(got).length, 0, 'no CONNACK: the header is no MQTT')
+    const connect = connectPacket({ clientId: 'mallory:spoof', clean: true, username: 'mallory', password: token(node, 'mallory') })
+    t.equal((await refusedWith(t, node, Buffer.concat([header, connect]), 'a PROXY header from an untrusted peer')).length, 0, 'no CONNACK: the header is no MQTT')
   }
   t.notOk(seen.has('mallory:spoof'))
+  // and without one it is an ordinary client, at its own address
+  t.equal(await connectThrough(t, node, Buffer.alloc(0), 'mallory', 'direct'), 0)
+  await waitFor(() => seen.has('mallory:direct'), 'mallory:direct to be ready')
+  t.equal(seen.get('mallory:direct'), '127.0.0.1')
 
   const xff = { 'x-forwarded-for': '203.0.113.7', 'x-real-ip': '203.0.113.7' }
   t.equal(await wsAddress(t, node, seen, 'mallory', xff), '127.0.0.1', 'MQTT over WebSocket: the peer\'s own address')

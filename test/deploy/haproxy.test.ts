@@ -404,6 +404,8 @@ t.test('two nodes behind HAProxy: MQTT, WebSocket and REST through it, then kill
     t.same([...new Set(ips)], [CLIENT_ADDRESS], `${d.label}: ${ips.length} connection(s) logged from ${CLIENT_ADDRESS}`)
   }
   t.notOk(logLines([one, two]).some(l => l.clientId === `${alice}:forger`), 'the client with its own PROXY header never connected')
+  // the nodes require the header of a trusted peer: HAProxy sent it on every MQTT connection
+  t.notOk(logLines([one, two]).some(l => l.reason === 'proxy_header_missing'), 'no MQTT connection from HAProxy came without a PROXY header')
 
   const reconnects = devices.filter(d => place.get(d) === victimName).map(d => `${d.label} after ${d.reconnectedAfter.map(ms => ms.toFixed(0)).join(', ')} ms`)
   t.comment(`kill -9 → reconnected: ${reconnects.join('; ')}; REST sends retried ${restRetries}×; polls failed ${pollFailures}×`)
