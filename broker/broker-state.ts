@@ -13,6 +13,8 @@ import { deliverLocallyFirst, type RedisEmitter } from './patches/mqemitter-redi
 import { RedisLiveness } from './redis-liveness.js'
 import { survivingRetainedStreamErrors } from './patches/retained-stream-errors.js'
 import { quietQuit } from './patches/ioredis-quiet-quit.js'
+import { quietResubscribe } from './patches/ioredis-quiet-resubscribe.js'
+import { hearUnawaitedPersistenceCommands } from './patches/persistence-unheard-rejections.js'
 import { serializeSubscriptionChanges, type SubscriptionStore } from './patches/redis-subscription-changes.js'
 
 const require = createRequire(import.meta.url)
@@ -73,9 +75,10 @@ export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQue
   // on its own, commands in flight fail and their callers answer for them
   conn.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error (persistence)'))
   const persistence = redisPersistence({ conn, maxSessionDelivery: config.offlineQueueMax })
+  hearUnawaitedPersistenceCommands(conn, persistence as unknown as Parameters<typeof hearUnawaitedPersistenceCommands>[1], log)
   serializeSubscriptionChanges(persistence as unknown as SubscriptionStore)
   survivingRetainedStreamErrors(persistence as unknown as Parameters<typeof survivingRetainedStreamErrors>[0], log)
-  const subConn = quietQuit(new Redis(config.redisUrl, SUBSCRIBER_OPTIONS))
+  const subConn = quietResubscribe(quietQuit(new Redis(config.redisUrl, SUBSCRIBER_OPTIONS)))
   const pubConn = quietQuit(new Redis(config.redisUrl, oneShot))
   const mq = MQEmitterRedis({ connectionString: config.redisUrl, subConn, pubConn })
   // mqemitter-redis re-emits every connection error on `state`, an EventEmitter nobody
