@@ -78,8 +78,8 @@ export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQue
   hearUnawaitedPersistenceCommands(conn, persistence as unknown as Parameters<typeof hearUnawaitedPersistenceCommands>[1], log)
   serializeSubscriptionChanges(persistence as unknown as SubscriptionStore)
   survivingRetainedStreamErrors(persistence as unknown as Parameters<typeof survivingRetainedStreamErrors>[0], log)
-  const subConn = quietResubscribe(quietQuit(new Redis(config.redisUrl, SUBSCRIBER_OPTIONS)))
-  const pubConn = quietQuit(new Redis(config.redisUrl, oneShot))
+  const subConn = quietResubscribe(quietQuit(new Redis(config.redisUrl, SUBSCRIBER_OPTIONS), config.redisTimeoutMs))
+  const pubConn = quietQuit(new Redis(config.redisUrl, oneShot), config.redisTimeoutMs)
   const mq = MQEmitterRedis({ connectionString: config.redisUrl, subConn, pubConn })
   // mqemitter-redis re-emits every connection error on `state`, an EventEmitter nobody
   // else listens to: unheard, that `error` event throws and takes the whole node down

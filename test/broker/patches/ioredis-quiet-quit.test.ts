@@ -87,3 +87,16 @@ t.test('with quietQuit on both connections, the same close() leaves no unhandled
   await nextTurn()
   t.same(unhandled.reasons, [], 'no unhandled rejection')
 })
+
+t.test('with a deadline, a QUIT that Redis never answers (a hang) still ends the connection, so close() ends', async (t) => {
+  const unhandled = unhandledRejections(t)
+  const { redisUrl, proxy } = await redisBehindProxy(t)
+  const mq = MQEmitterRedis({ subConn: quietQuit(await connection(redisUrl, proxy), 200), pubConn: quietQuit(await connection(redisUrl, proxy), 200) })
+  mq.state.on('error', () => {})
+  proxy.hang() // nothing answers, nothing closes
+  const started = Date.now()
+  await withTimeout(new Promise<void>(resolve => mq.close(resolve)), 'mqemitter-redis to close', 5000)
+  t.ok(Date.now() - started < 2000, `close() ends soon after the deadline (${Date.now() - started} ms)`)
+  await nextTurn()
+  t.same(unhandled.reasons, [], 'no unhandled rejection')
+})
