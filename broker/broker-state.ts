@@ -15,6 +15,8 @@ import { survivingRetainedStreamErrors } from './patches/retained-stream-errors.
 import { quietQuit } from './patches/ioredis-quiet-quit.js'
 import type { BrokerStateView } from '../core/broker-state.js'
 import type { Telemetry } from '../core/telemetry.js'
+import { quietResubscribe } from './patches/ioredis-quiet-resubscribe.js'
+import { hearUnawaitedPersistenceCommands } from './patches/persistence-unheard-rejections.js'
 import { serializeSubscriptionChanges, type SubscriptionStore } from './patches/redis-subscription-changes.js'
 
 const require = createRequire(import.meta.url)
@@ -81,10 +83,11 @@ export function createBrokerState (config: Pick<Config, 'redisUrl' | 'offlineQue
   // on its own, commands in flight fail and their callers answer for them
   conn.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error (persistence)'))
   const persistence = redisPersistence({ conn, maxSessionDelivery: config.offlineQueueMax })
+  hearUnawaitedPersistenceCommands(conn, persistence as unknown as Parameters<typeof hearUnawaitedPersistenceCommands>[1], log)
   serializeSubscriptionChanges(persistence as unknown as SubscriptionStore)
   survivingRetainedStreamErrors(persistence as unknown as Parameters<typeof survivingRetainedStreamErrors>[0], log)
-  const subConn = quietQuit(new Redis(config.redisUrl, SUBSCRIBER_OPTIONS))
-  const pubConn = quietQuit(new Redis(config.redisUrl, oneShot))
+  const subConn = quietResubscribe(quietQuit(new Redis(config.redisUrl, SUBSCRIBER_OPTIONS), config.redisTimeoutMs))
+  const pubConn = quietQuit(new Redis(config.redisUrl, oneShot), config.redisTimeoutMs)
   const mq = MQEmitterRedis({ connectionString: config.redisUrl, subConn, pubConn })
   // mqemitter-redis re-emits every connection error on `state`, an EventEmitter nobody
   // else listens to: unheard, that `error` event throws and takes the whole node down

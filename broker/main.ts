@@ -2,6 +2,7 @@
 import { ConfigError, loadConfig } from './config.js'
 import { createLogger } from './logger.js'
 import { startThreadline } from './server.js'
+import { logUnhandledRejections } from './unhandled-rejections.js'
 import { WebBundle } from '../sync-api/web/bundle.js'
 
 async function main (): Promise<void> {
@@ -16,6 +17,8 @@ async function main (): Promise<void> {
     throw err
   }
   const log = createLogger(config.logLevel)
+  // a crash would drop every connection of the node: see unhandled-rejections.ts
+  logUnhandledRejections(log)
   // the web page is built (when its sources changed) while the node starts, so its first
   // visitor doesn't wait for it; a failed build costs the page only, never the node
   const web = new WebBundle()

@@ -6,6 +6,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from './logger.js'
 import { RedisLiveness } from './redis-liveness.js'
 import { quietQuit } from './patches/ioredis-quiet-quit.js'
+import { quietResubscribe } from './patches/ioredis-quiet-resubscribe.js'
 
 export interface PluginRedis {
   readonly redis: Redis
@@ -20,7 +21,7 @@ export function connectRedis (url: string, timeoutMs: number, log: Logger, name:
   const redis = new Redis(url, { commandTimeout: timeoutMs, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 3, ...opts.commands })
   redis.on('error', (err: Error) => log.warn({ err: err.message }, `Redis connection error (${name})`))
   // see broker-state.ts SUBSCRIBER_OPTIONS: ioredis' ready check races a (P)SUBSCRIBE sent at connect
-  const subscriber = opts.subscriber === true ? quietQuit(new Redis(url, { enableReadyCheck: false, disableClientInfo: true })) : null
+  const subscriber = opts.subscriber === true ? quietResubscribe(quietQuit(new Redis(url, { enableReadyCheck: false, disableClientInfo: true }))) : null
   subscriber?.on('error', (err: Error) => log.warn({ err: err.message }, `Redis connection error (${name} subscriber)`))
   const liveness = new RedisLiveness([
     { name, redis },

@@ -8,12 +8,24 @@ import type { Redis } from 'ioredis'
  * returns (it waits for `end` instead). When the socket closes before the reply is
  * read, ioredis rejects that promise with "Connection is closed.", and an unhandled
  * rejection ends a Node process: a graceful shutdown would crash at its last step.
+ * With `deadlineMs`, a QUIT still unanswered by then (a Redis that hangs answers nothing
+ * and closes nothing) closes the connection itself: `end` would never come otherwise,
+ * and Aedes' close(), which waits for it, would hold the node's shutdown for good.
  */
-export function quietQuit (redis: Redis): Redis {
+export function quietQuit (redis: Redis, deadlineMs?: number): Redis {
   const quit = redis.quit.bind(redis)
   redis.quit = ((...args: Parameters<Redis['quit']>) => {
     const reply = quit(...args)
     reply.catch(() => {}) // `end` follows either way, and that is what close() waits for
+    if (deadlineMs !== undefined && redis.status !== 'end') {
+      const timer = setTimeout(() => {
+        if (redis.status === 'end') return
+        redis.disconnect() // no reconnect after this close
+        // disconnect() only half-closes, and waits 2 s for a hung peer before it destroys
+        ;(redis as unknown as { stream?: { destroy(): void } }).stream?.destroy()
+      }, deadlineMs)
+      redis.once('end', () => clearTimeout(timer))
+    }
     return reply
   }) as Redis['quit']
   return redis

@@ -10,6 +10,7 @@ import { Redis } from 'ioredis'
 import { quietQuit } from '../../../broker/patches/ioredis-quiet-quit.js'
 import { redisBehindProxy } from '../../helpers/cluster.js'
 import type { TcpProxy } from '../../helpers/tcp-proxy.js'
+import { unhandledRejections } from '../../helpers/unhandled.js'
 import { withTimeout } from '../../helpers/wait.js'
 
 interface Teardownable { teardown(fn: () => unknown): void }
@@ -29,22 +30,6 @@ async function connection (redisUrl: string, proxy: TcpProxy): Promise<Redis> {
   redis.on('error', () => {}) // the reset, once cut: what the tests look at is the QUIT's reply
   if (redis.status !== 'ready') await withTimeout(once(redis, 'ready'), 'the connection to be ready')
   return redis
-}
-
-/** Reasons of the unhandled rejections while `t` runs. Listening also keeps Node from ending the process on one. */
-function unhandledRejections (t: Teardownable): { reasons: unknown[], reached(n: number): Promise<void> } {
-  const reasons: unknown[] = []
-  const waiters: Array<() => void> = []
-  const listener = (reason: unknown): void => {
-    reasons.push(reason)
-    for (const wake of waiters.splice(0)) wake()
-  }
-  process.on('unhandledRejection', listener)
-  t.teardown(() => { process.off('unhandledRejection', listener) })
-  const reached = async (n: number): Promise<void> => {
-    while (reasons.length < n) await new Promise<void>(resolve => waiters.push(resolve))
-  }
-  return { reasons, reached }
 }
 
 /**
@@ -99,6 +84,19 @@ t.test('with quietQuit on both connections, the same close() leaves no unhandled
   const { quitArgs } = await closeWithQuitUnanswered(t, quietQuit)
   t.equal(quitArgs.length, 2, 'both connections were sent QUIT')
   // Node reports a rejection left unhandled once the microtasks of its turn have run
+  await nextTurn()
+  t.same(unhandled.reasons, [], 'no unhandled rejection')
+})
+
+t.test('with a deadline, a QUIT that Redis never answers (a hang) still ends the connection, so close() ends', async (t) => {
+  const unhandled = unhandledRejections(t)
+  const { redisUrl, proxy } = await redisBehindProxy(t)
+  const mq = MQEmitterRedis({ subConn: quietQuit(await connection(redisUrl, proxy), 200), pubConn: quietQuit(await connection(redisUrl, proxy), 200) })
+  mq.state.on('error', () => {})
+  proxy.hang() // nothing answers, nothing closes
+  const started = Date.now()
+  await withTimeout(new Promise<void>(resolve => mq.close(resolve)), 'mqemitter-redis to close', 5000)
+  t.ok(Date.now() - started < 2000, `close() ends soon after the deadline (${Date.now() - started} ms)`)
   await nextTurn()
   t.same(unhandled.reasons, [], 'no unhandled rejection')
 })
