@@ -11,7 +11,7 @@ import { quietQuit } from '../../../broker/patches/ioredis-quiet-quit.js'
 import { redisBehindProxy } from '../../helpers/cluster.js'
 import type { TcpProxy } from '../../helpers/tcp-proxy.js'
 import { unhandledRejections } from '../../helpers/unhandled.js'
-import { withTimeout } from '../../helpers/wait.js'
+import { waitFor, withTimeout } from '../../helpers/wait.js'
 
 interface Teardownable { teardown(fn: () => unknown): void }
 interface Emitter {
@@ -97,6 +97,41 @@ t.test('with a deadline, a QUIT that Redis never answers (a hang) still ends the
   const started = Date.now()
   await withTimeout(new Promise<void>(resolve => mq.close(resolve)), 'mqemitter-redis to close', 5000)
   t.ok(Date.now() - started < 2000, `close() ends soon after the deadline (${Date.now() - started} ms)`)
+  await nextTurn()
+  t.same(unhandled.reasons, [], 'no unhandled rejection')
+})
+
+/** A connection whose Redis went away: ioredis waits to reconnect (status `reconnecting`). */
+async function reconnecting (t: Teardownable): Promise<Redis> {
+  const { redisUrl, proxy } = await redisBehindProxy(t)
+  const redis = new Redis(proxy.urlFor(redisUrl), { enableReadyCheck: false, retryStrategy: () => 60_000 })
+  redis.on('error', () => {})
+  if (redis.status !== 'ready') await withTimeout(once(redis, 'ready'), 'the connection to be ready')
+  proxy.cut()
+  // not events.once: it rejects on the `error` (the reset) that comes first
+  await waitFor(() => redis.status === 'reconnecting', 'the connection to wait to reconnect')
+  return redis
+}
+
+t.test('ioredis: QUIT while waiting to reconnect never ends the connection (what the patch is for)', async (t) => {
+  const redis = await reconnecting(t)
+  t.teardown(() => { (redis as unknown as { setStatus(s: string): void }).setStatus('end') })
+  let ended = false
+  redis.once('end', () => { ended = true })
+  await redis.quit()
+  await nextTurn()
+  await nextTurn()
+  t.equal(redis.status, 'reconnecting', 'still waiting, with its reconnect cancelled')
+  t.notOk(ended, 'and no `end`')
+})
+
+t.test('with quietQuit, close() of mqemitter-redis ends although a connection waits to reconnect', async (t) => {
+  const unhandled = unhandledRejections(t)
+  const { redisUrl, proxy } = await redisBehindProxy(t)
+  const mq = MQEmitterRedis({ subConn: quietQuit(await connection(redisUrl, proxy), 200), pubConn: quietQuit(await reconnecting(t), 200) })
+  mq.state.on('error', () => {})
+  await withTimeout(new Promise<void>(resolve => mq.close(resolve)), 'mqemitter-redis to close', 5000)
+  t.equal(mq.pubConn.status, 'end')
   await nextTurn()
   t.same(unhandled.reasons, [], 'no unhandled rejection')
 })
