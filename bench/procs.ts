@@ -56,11 +56,16 @@ function title (pid: number): string {
  * root's cutime/cstime.
  */
 export function treeCpuBreakdown (root: number): Map<string, number> {
-  const stats = new Map<number, ProcStat>()
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    const st = procStat(Number(name))
-    if (st !== null) stats.set(Number(name), st)
+  // A child reaped while /proc is read moves its ticks from its own stat to the root's
+  // cutime: read before the move it is counted live, after it in cutime; in between (its
+  // stat gone, the root read before) it is not counted at all, and the phase's PostgreSQL
+  // CPU came out short, negative now and then. A scan during which the root's cutime moved
+  // is read again, so every reading is one consistent snapshot.
+  let stats = scanProc()
+  for (let retry = 0; retry < 5; retry++) {
+    const after = procStat(root)
+    if (after === null || after.childTicks === stats.get(root)?.childTicks) break
+    stats = scanProc()
   }
   const out = new Map<string, number>()
   const add = (label: string, ticks: number): void => { out.set(label, (out.get(label) ?? 0) + ticks / CLK_TCK) }
@@ -73,6 +78,17 @@ export function treeCpuBreakdown (root: number): Map<string, number> {
   }
   visit(root, 0)
   return out
+}
+
+/** Every process' stat, by pid. */
+function scanProc (): Map<number, ProcStat> {
+  const stats = new Map<number, ProcStat>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const st = procStat(Number(name))
+    if (st !== null) stats.set(Number(name), st)
+  }
+  return stats
 }
 
 /** Whole-machine busy and total jiffies (all cores) from /proc/stat, for "how saturated was the box". */
