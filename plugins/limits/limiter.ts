@@ -1,8 +1,9 @@
 // One check of one limit, and what every refusal leaves behind: a `limited` telemetry
 // event (every one is counted) and an info line naming who (user id or address) and which
-// limit, never a token or a message's text. The line is written once per (limit, who) per
-// LOG_EVERY_MS, with how many refusals it stands for: a client hammering past its limit
-// must not be able to fill the log.
+// limit, never a token or a message's text. The line is throttled per (limit, who) by
+// broker/log-throttle.ts, with how many refusals it stands for: a client hammering past
+// its limit must not be able to fill the log.
+import { LogThrottle } from '../../broker/log-throttle.js'
 import type { Logger } from '../../broker/logger.js'
 import type { Telemetry } from '../../core/telemetry.js'
 import { ThreadlineError } from '../../schemas/index.js'
@@ -22,17 +23,15 @@ export class RateLimited extends ThreadlineError {
   }
 }
 
-/** how often one (limit, who) pair may write its `rate limited` line */
-export const LOG_EVERY_MS = 10_000
-/** pairs remembered for that; past it the memory is simply cleared (a flood of distinct addresses) */
+/** (limit, who) pairs whose lines are throttled; past it the memory is simply cleared (a flood of distinct addresses) */
 const LOGGED_MAX = 10_000
 
 export class Limiter {
   readonly #store: BucketStore
   readonly #telemetry: Telemetry | undefined
   readonly #log: Logger
-  /** (limit, who) → when its line may be written again, and the refusals since the last one */
-  readonly #logged = new Map<string, { until: number, folded: number }>()
+  /** (limit, who) → the throttle of its `rate limited` line */
+  readonly #logged = new Map<string, LogThrottle>()
 
   constructor (store: BucketStore, telemetry: Telemetry | undefined, log: Logger) {
     this.#store = store
@@ -57,16 +56,14 @@ export class Limiter {
   #refused (limit: Limit, by: Subject, who: string, wait: number): number {
     this.#telemetry?.emit('limited', { limit: limit.name })
     const pair = `${limit.name}\u0000${who}`
-    const now = performance.now()
-    const seen = this.#logged.get(pair)
-    if (seen !== undefined && now < seen.until) {
-      seen.folded++
-      return wait
+    let throttle = this.#logged.get(pair)
+    if (throttle === undefined) {
+      if (this.#logged.size >= LOGGED_MAX) this.#logged.clear()
+      throttle = new LogThrottle()
+      this.#logged.set(pair, throttle)
     }
-    if (seen === undefined && this.#logged.size >= LOGGED_MAX) this.#logged.clear()
-    const refusals = 1 + (seen?.folded ?? 0)
-    this.#logged.set(pair, { until: now + LOG_EVERY_MS, folded: 0 })
-    this.#log.info({ limit: limit.name, [by]: who, retry_after_ms: wait, refusals }, 'rate limited')
+    const refusals = throttle.hit()
+    if (refusals !== null) this.#log.info({ limit: limit.name, [by]: who, retry_after_ms: wait, refusals }, 'rate limited')
     return wait
   }
 }
