@@ -41,6 +41,7 @@ export function toEnvelope (row: EventRow): EventEnvelope {
   }
 }
 
+/** The MQTT form of a refusal: what its HTTP body says (toBody: a rate limit's retry_after_ms too), with what it answers. */
 export function errorEnvelope (err: ThreadlineError, context: { client_msg_id?: string, conv_id?: string }): ErrorEnvelope {
-  return { t: 'error', ...context, code: err.code, message: err.message }
+  return { t: 'error', ...context, ...err.toBody() }
 }

@@ -13,6 +13,12 @@ function codePoints (s: string): number {
   return n
 }
 
+/** A send's client_msg_id when it has a usable one, to name it in the answer to a refused send. */
+export function clientMsgIdOf (body: unknown): string | undefined {
+  const id = (body as { client_msg_id?: unknown } | null)?.client_msg_id
+  return typeof id === 'string' && id.length <= 64 ? id : undefined
+}
+
 export function parseJsonPayload (raw: Buffer | string, maxBytes: number): unknown {
   const payload = typeof raw === 'string' ? Buffer.from(raw) : raw
   if (payload.length > maxBytes) throw new ThreadlineError('too_large', `payload is ${payload.length} bytes; the limit is ${maxBytes}`)

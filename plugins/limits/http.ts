@@ -8,7 +8,7 @@
 // Over a limit: 429 `rate_limited`, `Retry-After` in whole seconds (rounded up) and
 // `retry_after_ms` in the body.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { Telemetry } from '../../core/telemetry.js'
+import type { SendService } from '../../core/messages/send-service.js'
 import type { Limit } from './buckets.js'
 import { RateLimited, type Limiter, type Subject } from './limiter.js'
 
@@ -33,25 +33,20 @@ function sharedLimits (limits: HttpLimits): Map<string, Limit | null> {
   ])
 }
 
-function refuse (reply: FastifyReply, limit: Limit, wait: number, done: HookHandlerDoneFunction): void {
-  void reply.header('retry-after', String(Math.ceil(wait / 1000)))
-  done(new RateLimited(`too many requests (limit ${limit.name}): retry in ${wait} ms`, wait))
-}
-
-export function limitsHttp (limiter: Limiter, limits: HttpLimits, telemetry: Telemetry | undefined): FastifyPluginAsync {
+export function limitsHttp (limiter: Limiter, limits: HttpLimits, sends: Pick<SendService, 'refused'>): FastifyPluginAsync {
   const shared = sharedLimits(limits)
-  const check = (reply: FastifyReply, limit: Limit, key: string, by: Subject, who: string, done: HookHandlerDoneFunction, onRefused?: () => void): void => {
+  const check = (reply: FastifyReply, limit: Limit, key: string, by: Subject, who: string, done: HookHandlerDoneFunction): void => {
     const answer = (wait: number): void => {
       if (wait === 0) return done()
-      onRefused?.()
-      refuse(reply, limit, wait, done)
+      const err = new RateLimited(`too many requests (limit ${limit.name}): retry in ${wait} ms`, wait)
+      // a send refused here never reaches the send service: counted with every other answered send
+      if (limit === limits.send) sends.refused({ transport: 'http', since: performance.now() - reply.elapsedTime }, err)
+      void reply.header('retry-after', String(Math.ceil(wait / 1000)))
+      done(err)
     }
     const wait = limiter.check(limit, key, by, who)
     if (typeof wait === 'number') answer(wait)
     else wait.then(answer, done)
-  }
-  const sendRefused = (): void => {
-    if (telemetry?.watched('send') === true) telemetry.emit('send', { transport: 'http', result: 'rate_limited', ms: 0 })
   }
 
   return async (app) => {
@@ -71,7 +66,7 @@ export function limitsHttp (limiter: Limiter, limits: HttpLimits, telemetry: Tel
       if (shared.has(route)) {
         const limit = shared.get(route) ?? null
         if (limit === null) return done()
-        return check(reply, limit, userId, 'user', userId, done, limit === limits.send ? sendRefused : undefined)
+        return check(reply, limit, userId, 'user', userId, done)
       }
       if (limits.httpUser === null) return done()
       check(reply, limits.httpUser, `${userId}:${route}`, 'user', userId, done)

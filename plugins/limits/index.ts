@@ -9,6 +9,7 @@
 // others.
 import { definePlugin } from '../../broker/plugin.js'
 import { connectRedis, type PluginRedis } from '../../broker/redis-connection.js'
+import { SEND_SERVICE } from '../../core/messages/send-service.js'
 import { RECEIPTS_SERVICE } from '../../core/receipts/service.js'
 import { serviceKey } from '../../core/services.js'
 import { TELEMETRY } from '../../core/telemetry.js'
@@ -83,13 +84,13 @@ export const limitsPlugin = definePlugin<LimitsOptions>({
       deferred,
       limits: { ...options, send: sendLimit(ctx.config) },
       tokens: ctx.services.get(TOKENS_SERVICE),
-      telemetry: ctx.services.find(TELEMETRY)
+      sends: ctx.services.get(SEND_SERVICE)
     }
     return { authenticate: authenticate(deps), authorizePublish: authorizePublish(deps) }
   },
 
   http (ctx, options) {
-    return limitsHttp(nodeOf(ctx).limiter, { ...options, send: sendLimit(ctx.config) }, ctx.services.find(TELEMETRY))
+    return limitsHttp(nodeOf(ctx).limiter, { ...options, send: sendLimit(ctx.config) }, ctx.services.get(SEND_SERVICE))
   }
 })
 

@@ -11,7 +11,8 @@ import { ANSWERED, ConnectRefusal, type Answered, type ConnectInfo, type PluginC
 import { clientAddressOf } from '../../broker/client-address.js'
 import { identityOf } from '../../broker/identity.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
-import type { Telemetry } from '../../core/telemetry.js'
+import { clientMsgIdOf, parseJsonPayload } from '../../core/messages/parse-send.js'
+import type { SendService } from '../../core/messages/send-service.js'
 import { TokenError, type TokenService } from '../../core/tokens.js'
 import { chatTopicOf, inboxTopic } from '../../core/topics.js'
 import type { Limit } from './buckets.js'
@@ -33,14 +34,13 @@ export interface MqttDeps {
   readonly limits: MqttLimits
   readonly deferred: DeferredReceipts | null
   readonly tokens: TokenService
-  readonly telemetry: Telemetry | undefined
+  readonly sends: Pick<SendService, 'refused'>
 }
 
-function clientMsgIdOf (payload: Buffer | string, maxBytes: number): string | undefined {
-  if (payload.length > maxBytes) return undefined
+/** The client_msg_id of a raw send, undefined when the payload can't say (it is refused later anyway). */
+function clientMsgIdIn (payload: Buffer | string, maxBytes: number): string | undefined {
   try {
-    const id = (JSON.parse(payload.toString()) as { client_msg_id?: unknown } | null)?.client_msg_id
-    return typeof id === 'string' && id.length <= 64 ? id : undefined
+    return clientMsgIdOf(parseJsonPayload(payload, maxBytes))
   } catch {
     return undefined
   }
@@ -49,11 +49,12 @@ function clientMsgIdOf (payload: Buffer | string, maxBytes: number): string | un
 function refuseSend (deps: MqttDeps, client: Client, packet: PublishPacket, userId: string, convId: string, waitMs: number): Answered {
   const { ctx } = deps
   // the client matches the answer to its pending send by client_msg_id: worth a parse, on refusals only
-  const clientMsgId = clientMsgIdOf(packet.payload, ctx.config.maxPayloadBytes)
+  const clientMsgId = clientMsgIdIn(packet.payload, ctx.config.maxPayloadBytes)
   const err = new RateLimited(`over your send rate (${ctx.config.sendRatePerS}/s, bursts of ${ctx.config.sendBurst}): retry in ${waitMs} ms`, waitMs)
-  const envelope = { ...errorEnvelope(err, { conv_id: convId, ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}) }), retry_after_ms: waitMs }
+  const envelope = errorEnvelope(err, { conv_id: convId, ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}) })
   ctx.publish(inboxTopic(userId), JSON.stringify(envelope)).catch((e: unknown) => ctx.log.error({ err: e }, 'error event not published'))
-  if (deps.telemetry?.watched('send') === true) deps.telemetry.emit('send', { transport: 'mqtt', result: 'rate_limited', ms: 0 })
+  // counted with every other answered send (it never reaches the send service)
+  deps.sends.refused({ transport: 'mqtt', since: performance.now() }, err)
   return ANSWERED
 }
 

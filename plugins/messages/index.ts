@@ -8,13 +8,8 @@ import { identityOf } from '../../broker/identity.js'
 import { ThreadlineError } from '../../schemas/index.js'
 import { chatTopicOf, inboxTopic } from '../../core/topics.js'
 import { errorEnvelope } from '../../core/messages/envelopes.js'
-import { parseJsonPayload } from '../../core/messages/parse-send.js'
+import { clientMsgIdOf, parseJsonPayload } from '../../core/messages/parse-send.js'
 import { SEND_SERVICE, type SendOrigin, type SendService } from '../../core/messages/send-service.js'
-
-function clientMsgIdOf (body: unknown): string | undefined {
-  const id = (body as { client_msg_id?: unknown } | null)?.client_msg_id
-  return typeof id === 'string' && id.length <= 64 ? id : undefined
-}
 
 // An oversized payload is never parsed, but its client can only match the `too_large`
 // answer to its pending send by client_msg_id: look for it near the start of the bytes.
