@@ -420,12 +420,13 @@ async function benchConnections (opts: BenchOptions, profDir: string | null): Pr
 function measuredCode (): BenchReport['code'] {
   const git = (args: string[]): string | null => {
     try {
-      return execFileSync('git', args, { cwd: root, encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+      // trimEnd: porcelain lines start with a status column that may be a space
+      return execFileSync('git', args, { cwd: root, encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trimEnd()
     } catch {
       return null
     }
   }
-  const status = git(['status', '--porcelain', '--', 'broker', 'plugins', 'schemas', 'package-lock.json'])
+  const status = git(['status', '--porcelain', '--', 'broker', 'core', 'plugins', 'schemas', 'sync-api', 'package-lock.json'])
   return {
     commit: git(['rev-parse', '--short', 'HEAD']),
     modified: status === null || status === '' ? [] : status.split('\n').map(l => l.slice(3))

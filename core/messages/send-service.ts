@@ -190,7 +190,8 @@ export class SendService {
    */
   async #commit (items: readonly PendingSend[], attempt = 0): Promise<CommitResult[]> {
     try {
-      return await this.#store.transaction(tx => commitBatch(tx, items))
+      // one statement: its own transaction
+      return await commitBatch(this.#store, items)
     } catch (err) {
       if (isUnavailable(err)) throw new ThreadlineError('unavailable', 'the message store is unreachable; retry')
       const sqlstate = sqlstateOf(err)

@@ -10,8 +10,9 @@
 //   members_sync_stamp, whenever an UPDATE changes one of them. A marker write needs
 //   nothing else: `UPDATE members SET read_seq = GREATEST(read_seq, $n) …` is seen;
 // - conversations' title: the trigger conversations_sync_stamp;
-// - a new event (core/messages/event-store.ts) and a membership change
-//   (core/membership/change-log.ts): SYNC_STAMP in the UPDATE of conversations they make.
+// - a new event: the function threadline_commit_sends (broker/store/migrations.ts) sets
+//   sync_xid in the UPDATE of conversations it makes; a membership change
+//   (core/membership/change-log.ts): SYNC_STAMP in its UPDATE of conversations.
 // Any other change a sync should report must set SYNC_STAMP in the same transaction.
 
 /** The SET item that marks a row of `conversations` (or `members`) as changed. */

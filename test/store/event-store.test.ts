@@ -57,6 +57,42 @@ t.test('commitBatch', async (t) => {
         { convId: CONV, senderId: 'a', req: { client_msg_id: 'd2', type: 'edit', target_seq: 3, text: 'too late' } }
       ]))
       t.same(out.map(r => (r.kind === 'rejected' ? r.error.code : r.kind)), ['stored', 'not_found'])
+      t.match(out[1]?.kind === 'rejected' ? out[1].error.message : '', /was deleted/)
+    })
+
+    t.test('a reply may name a send stored earlier in the same batch, not a later one', async (t) => {
+      const last = (await store.query<{ last_seq: number }>('SELECT last_seq FROM conversations WHERE id = $1', [CONV]))[0]?.last_seq as number
+      const reply = (id: string, to: number): PendingSend => ({ convId: CONV, senderId: 'b', req: { client_msg_id: id, type: 'text', text: id, reply_to: to } })
+      const out = await store.transaction(tx => commitBatch(tx, [send('a', 'r1'), reply('r2', last + 1), reply('r3', last + 5), reply('r4', last + 3)]))
+      t.same(out.map(r => (r.kind === 'rejected' ? r.error.code : r.kind)), ['stored', 'stored', 'not_found', 'not_found'])
+      t.same(out[1]?.kind === 'stored' ? out[1].row.body : null, { text: 'r2', reply_to: last + 1 })
+    })
+
+    t.test('a retry answers the stored event, not the retry\'s own body', async (t) => {
+      const first = await commitBatch(store, [{ convId: CONV, senderId: 'a', req: { client_msg_id: 'rt', type: 'text', text: 'original' } }])
+      const again = await commitBatch(store, [{ convId: CONV, senderId: 'a', req: { client_msg_id: 'rt', type: 'text', text: 'changed' } }])
+      t.equal(first[0]?.kind, 'stored')
+      t.equal(again[0]?.kind, 'duplicate')
+      const [a, b] = [first[0], again[0]].map(r => (r?.kind !== 'rejected' ? r?.row : undefined))
+      t.equal(b?.seq, a?.seq)
+      t.same(b?.body, { text: 'original' })
+      t.equal(new Date(b?.created_at as Date).getTime(), new Date(a?.created_at as Date).getTime())
+    })
+
+    t.test('reactions by anyone, edits and deletes by the sender only; a send rejected first may be stored by its retry', async (t) => {
+      const [m] = await commitBatch(store, [send('a', 'target')])
+      const seq = m?.kind === 'stored' ? m.row.seq : 0
+      const out = await commitBatch(store, [
+        { convId: CONV, senderId: 'b', req: { client_msg_id: 'k1', type: 'reaction', target_seq: seq, emoji: '👍' } },
+        { convId: CONV, senderId: 'b', req: { client_msg_id: 'k2', type: 'delete', target_seq: seq } },
+        { convId: CONV, senderId: 'a', req: { client_msg_id: 'k3', type: 'reaction', target_seq: seq + 100, emoji: 'x' } },
+        { convId: CONV, senderId: 'a', req: { client_msg_id: 'k3', type: 'reaction', target_seq: seq, emoji: 'x' } },
+        { convId: CONV, senderId: 'a', req: { client_msg_id: 'k3', type: 'reaction', target_seq: seq, emoji: 'y' } },
+        { convId: CONV, senderId: 'a', req: { client_msg_id: 'k4', type: 'reaction', target_seq: seq + 1, emoji: 'z' } }
+      ])
+      t.same(out.map(r => (r.kind === 'rejected' ? r.error.code : r.kind)), ['stored', 'forbidden', 'not_found', 'stored', 'duplicate', 'not_found'])
+      t.same(out[4]?.kind === 'duplicate' ? out[4].row.body : null, { emoji: 'x' }, 'the in-batch retry answers the stored one')
+      t.equal(out[3]?.kind === 'stored' ? out[3].row.seq : 0, (out[0]?.kind === 'stored' ? out[0].row.seq : 0) + 1, 'rejections take no seq')
     })
   })
 })
