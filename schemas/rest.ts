@@ -13,6 +13,12 @@ export const HISTORY_PAGE_DEFAULT = 50
 export const HISTORY_PAGE_MAX = 200
 export const MAX_TITLE_LENGTH = 200
 /**
+ * unread_count (and the push badge) saturate here, as messengers show "999+": the server
+ * counts at most this many unread messages per conversation, so a member back after months
+ * in a busy group costs the list a bounded walk, not one row per message missed.
+ */
+export const UNREAD_COUNT_MAX = 999
+/**
  * Users named in one request. schemas/ can't read the configured group size, so this is
  * the largest THREADLINE_MAX_GROUP_MEMBERS allows; the services check the configured one.
  * It keeps a body raised with THREADLINE_MAX_PAYLOAD_BYTES from reaching the store.
@@ -79,7 +85,11 @@ export const OwnMarkers = Type.Object({
 export const ConversationView = Type.Object({
   ...conversationFields,
   last_message: Nullable(MessagePreview),
-  unread_count: Type.Integer({ minimum: 0, description: 'text messages from others above the own read_seq, not deleted' }),
+  unread_count: Type.Integer({
+    minimum: 0,
+    maximum: UNREAD_COUNT_MAX,
+    description: `text messages from others above the own read_seq, not deleted; exact below ${UNREAD_COUNT_MAX}, and ${UNREAD_COUNT_MAX} means ${UNREAD_COUNT_MAX} or more`
+  }),
   markers: OwnMarkers,
   muted_until: Nullable(Timestamp)
 })

@@ -5,7 +5,7 @@ import type { ConversationView } from '../../schemas/index.js'
 import { iso } from '../iso.js'
 import type { Queryable } from '../store.js'
 import { membersOf, toConversation, type ConversationRow } from './repo.js'
-import { unreadCondition } from './unread.js'
+import { unreadCount } from './unread.js'
 
 /** Position in the list: last activity in µs since the epoch, then id (both descending). */
 export interface ListPosition { activityUs: number, id: string }
@@ -28,7 +28,7 @@ interface ViewRow extends ConversationRow {
 const VIEWS_SQL = `
 SELECT p.id::text AS id, p.type, p.title, p.last_seq, p.created_at, p.activity_us,
        p.delivered_seq, p.read_seq, p.muted_until,
-       (SELECT count(*) FROM events u WHERE ${unreadCondition('u', 'p')})::int AS unread_count,
+       ${unreadCount('p')} AS unread_count,
        lm.seq AS lm_seq, lm.sender_id AS lm_sender_id, coalesce(le.text, lm.text) AS lm_text,
        le.text IS NOT NULL AS lm_edited, lm.created_at AS lm_ts
 FROM (

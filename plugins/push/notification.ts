@@ -24,7 +24,7 @@ export interface Notification {
   /** the group's title or the sender's name; null when it sums up several conversations */
   readonly title: string | null
   readonly body: string
-  /** the user's unread messages over all conversations */
+  /** the user's unread messages over all conversations, at most UNREAD_COUNT_MAX ("999 or more") */
   readonly badge: number
   /** the newest message's conversation and seq: where a tap takes the app */
   readonly convId: string
