@@ -4,6 +4,13 @@
 import type { MessageStore } from './messages.js'
 import type { ConversationView, EventEnvelope } from './types.js'
 
+/**
+ * The server's cap on unread_count (UNREAD_COUNT_MAX in schemas/rest.ts; the SDK bundle
+ * takes no server code, and test/clients/sdk/unread-cap.test.ts keeps the two equal): at
+ * the cap the count means "this many or more", so events neither raise nor lower it.
+ */
+export const UNREAD_COUNT_MAX = 999
+
 export interface ConversationListOptions {
   me: string
   messages: MessageStore
@@ -63,7 +70,7 @@ export class ConversationList {
     view.last_seq = e.seq
     if (e.type === 'text') {
       view.last_message = { seq: e.seq, sender_id: e.sender_id, text: e.text ?? '', edited: false, ts: e.ts }
-      if (e.sender_id !== me && e.seq > view.markers.read_seq) view.unread_count++
+      if (e.sender_id !== me && e.seq > view.markers.read_seq) view.unread_count = Math.min(UNREAD_COUNT_MAX, view.unread_count + 1)
     } else if (e.target_seq !== undefined && e.target_seq === view.last_message?.seq) {
       if (e.type === 'edit') view.last_message = { ...view.last_message, text: e.text ?? '', edited: true }
       if (e.type === 'delete') {
@@ -73,7 +80,7 @@ export class ConversationList {
     }
     if (e.type === 'delete' && e.target_seq !== undefined && e.target_seq > view.markers.read_seq) {
       const target = messages.get(e.conv_id, e.target_seq)
-      if (target !== undefined && target.sender_id !== me) view.unread_count = Math.max(0, view.unread_count - 1)
+      if (target !== undefined && target.sender_id !== me && view.unread_count < UNREAD_COUNT_MAX) view.unread_count = Math.max(0, view.unread_count - 1)
     }
     this.#o.changed(structuredClone(view))
   }
