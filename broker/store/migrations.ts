@@ -231,7 +231,15 @@ export const migrations: ReadonlyArray<readonly string[]> = [
       FROM jsonb_to_recordset(p_items) AS x(i int, c uuid)
       ORDER BY x.i;
   END
-  $fn$`]
+  $fn$`],
+  // No query reads conversations_last_event_at (a member's list sorts their own
+  // conversations, found through members), yet every batch that moves last_event_at paid
+  // an entry in it, and an indexed column changing makes every UPDATE of the row a
+  // non-HOT one: new entries in the primary key and direct_key indexes too. Without it
+  // the send path's UPDATE of conversations changes no indexed column.
+  statements(`
+  DROP INDEX conversations_last_event_at
+  `)
 ]
 
 // one statement per query: PGlite's extended protocol takes no multi-statement strings
