@@ -1,7 +1,9 @@
 // Group commit (DESIGN.md §4 "Performance shape"): sends that arrive while a commit is
 // in flight join the next transaction, so one commit's fixed cost is shared by every
-// send waiting for it. Batches run one at a time and in arrival order, so a sender's
-// later send never commits before an earlier one.
+// send waiting for it. Batches start in arrival order. With `concurrency` > 1 more than
+// one batch may be in flight, on separate connections, but never two holding the same
+// key (a conversation): an item whose key is in flight waits, and so does every later
+// item of that key, so a key's items still commit one batch after another, in order.
 interface Waiting<I, O> {
   item: I
   lane: object | undefined
@@ -26,6 +28,10 @@ export interface GroupCommitterOptions<I> {
    * ones, which the client resends later [DESIGN.md §4 "Ordered"].
    */
   laneOf?: (item: I) => object | undefined
+  /** most batches in flight at once (default 1: one at a time) */
+  concurrency?: number
+  /** what two batches in flight at once must not share (default: every item the same key) */
+  keyOf?: (item: I) => string
 }
 
 export class GroupCommitter<I, O> {
@@ -33,12 +39,21 @@ export class GroupCommitter<I, O> {
   readonly #maxBatch: number
   readonly #maxQueued: number
   readonly #laneOf: (item: I) => object | undefined
+  readonly #concurrency: number
+  readonly #keyOf: (item: I) => string
   #queue: Array<Waiting<I, O>> = []
   /** items submitted while the queue was full, in submission order */
   #held: Array<Waiting<I, O>> = []
-  #running: Promise<void> | null = null
-  /** size of the batch being flushed */
+  /** a pump is due at the next microtask */
+  #scheduled = false
+  /** batches in flight */
+  #inFlight = 0
+  /** the keys of the batches in flight */
+  readonly #busy = new Set<string>()
+  /** items of the batches in flight */
   #flushing = 0
+  /** drain() calls waiting for nothing to be in flight or queued */
+  #idleWaiters: Array<() => void> = []
   /** lanes whose earlier item failed: whatever they submit now fails too */
   readonly #failedLanes = new WeakMap<object, unknown>()
 
@@ -48,6 +63,8 @@ export class GroupCommitter<I, O> {
     this.#maxBatch = options.maxBatch ?? 500
     this.#maxQueued = options.maxQueued ?? 10_000
     this.#laneOf = options.laneOf ?? (() => undefined)
+    this.#concurrency = Math.max(1, options.concurrency ?? 1)
+    this.#keyOf = options.keyOf ?? (() => '')
   }
 
   /** Enqueues synchronously: the order of submit() calls is the commit order. */
@@ -59,38 +76,78 @@ export class GroupCommitter<I, O> {
       // held items keep their place: nothing overtakes them while they wait
       if (this.#queue.length >= this.#maxQueued || this.#held.length > 0) this.#held.push(waiting)
       else this.#queue.push(waiting)
-      this.#running ??= this.#loop()
+      this.#schedule()
     })
   }
 
-  /** items submitted and not answered yet: held, queued and in the batch being flushed */
+  /** items submitted and not answered yet: held, queued and in the batches being flushed */
   get pending (): number { return this.#flushing + this.#queue.length + this.#held.length }
 
   /** Resolves when everything submitted so far has been committed or failed. */
   async drain (): Promise<void> {
-    while (this.#running !== null) await this.#running
+    while (this.#inFlight > 0 || this.#queue.length > 0 || this.#held.length > 0 || this.#scheduled) {
+      await new Promise<void>(resolve => this.#idleWaiters.push(resolve))
+    }
   }
 
-  async #loop (): Promise<void> {
-    // let the rest of the current socket read (dispatched synchronously) join the first batch
-    await Promise.resolve()
-    try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, this.#maxBatch)
-        this.#admitHeld()
-        this.#flushing = batch.length
-        try {
-          const out = await this.#flush(batch.map(w => w.item))
-          batch.forEach((w, i) => w.resolve(out[i] as O))
-        } catch (err) {
-          for (const w of batch) w.reject(err)
-          this.#failLanes(batch, err)
-        }
-        this.#flushing = 0
-        this.#admitHeld()
+  // a microtask later: the rest of the current socket read (dispatched synchronously)
+  // joins the batch
+  #schedule (): void {
+    if (this.#scheduled) return
+    this.#scheduled = true
+    queueMicrotask(() => {
+      this.#scheduled = false
+      this.#pump()
+    })
+  }
+
+  #pump (): void {
+    while (this.#inFlight < this.#concurrency && this.#queue.length > 0) {
+      const batch = this.#take()
+      if (batch.length === 0) break // everything queued waits for a key in flight
+      this.#admitHeld()
+      void this.#run(batch)
+    }
+    if (this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake()
+  }
+
+  /** The next batch: the queue's head, leaving for later the items whose key is in flight. */
+  #take (): Array<Waiting<I, O>> {
+    if (this.#busy.size === 0) return this.#queue.splice(0, this.#maxBatch)
+    const batch: Array<Waiting<I, O>> = []
+    const rest: Array<Waiting<I, O>> = []
+    // a key once passed over stays passed over: its later items must not overtake it
+    const blocked = new Set<string>()
+    for (const w of this.#queue) {
+      const key = this.#keyOf(w.item)
+      if (batch.length < this.#maxBatch && !this.#busy.has(key) && !blocked.has(key)) batch.push(w)
+      else {
+        blocked.add(key)
+        rest.push(w)
       }
+    }
+    if (batch.length > 0) this.#queue = rest
+    return batch
+  }
+
+  async #run (batch: Array<Waiting<I, O>>): Promise<void> {
+    const keys = new Set<string>()
+    for (const w of batch) keys.add(this.#keyOf(w.item))
+    for (const key of keys) this.#busy.add(key)
+    this.#inFlight++
+    this.#flushing += batch.length
+    try {
+      const out = await this.#flush(batch.map(w => w.item))
+      batch.forEach((w, i) => w.resolve(out[i] as O))
+    } catch (err) {
+      for (const w of batch) w.reject(err)
+      this.#failLanes(batch, err)
     } finally {
-      this.#running = null
+      this.#flushing -= batch.length
+      for (const key of keys) this.#busy.delete(key)
+      this.#inFlight--
+      this.#admitHeld()
+      this.#pump()
     }
   }
 

@@ -63,6 +63,16 @@ export const MAX_FANOUT_IN_FLIGHT = 4096
 /** Sends queued for a commit before readers are held back (GroupCommitter maxQueued). */
 export const MAX_QUEUED_SENDS = 10_000
 
+/**
+ * Batches in flight at once on PostgreSQL, on separate pool connections, for disjoint
+ * conversations (a conversation's sends still commit one batch after another). While one
+ * batch waits for its COMMIT's flush the next executes, and PostgreSQL flushes their WAL
+ * together: on a disk whose flush takes milliseconds a send no longer waits for a whole
+ * batch before its own starts. Four of the pool's ten connections, the rest for the REST
+ * side and the plugins.
+ */
+export const COMMIT_CONCURRENCY = 4
+
 /** How often a batch that PostgreSQL aborted as a deadlock or serialization failure is run again. */
 const TRANSIENT_RETRIES = 3
 
@@ -105,7 +115,13 @@ export class SendService {
       }
       if (stored.length > 0 && this.#committedListeners.length > 0) this.#announceCommitted(stored)
       return out
-    }, { maxQueued: MAX_QUEUED_SENDS, laneOf: item => item.lane })
+    }, {
+      maxQueued: MAX_QUEUED_SENDS,
+      laneOf: item => item.lane,
+      // PGlite is one connection: its batches run one at a time whatever we ask
+      concurrency: store.driver === 'pg' ? COMMIT_CONCURRENCY : 1,
+      keyOf: item => item.convId
+    })
   }
 
   /**

@@ -116,3 +116,49 @@ t.test('drain waits for everything submitted, failures included', async (t) => {
   t.ok(drained)
   t.equal(gc.pending, 0)
 })
+
+interface Keyed extends Item { key: string }
+
+t.test('with concurrency, batches of other keys flush beside one in flight; a key in flight holds its later items, in order', async (t) => {
+  const g = gatedFlush()
+  const gc = new GroupCommitter<Keyed, string>(g.flush as (items: Keyed[]) => Promise<string[]>, { concurrency: 2, keyOf: i => i.key })
+  const a1 = gc.submit({ id: 1, key: 'a' })
+  const b0 = await g.batch(0)
+  // a2 waits for a's batch; b1 goes at once, in a batch of its own beside it; a3 stays behind a2
+  const later = [gc.submit({ id: 2, key: 'a' }), gc.submit({ id: 3, key: 'b' }), gc.submit({ id: 4, key: 'a' })]
+  const b1 = await g.batch(1)
+  t.same(g.batches, [[1], [3]], 'only the free key joined the second batch')
+  t.equal(gc.pending, 4)
+  b1.open()
+  t.equal(await later[1], 'ok 3', 'b answered while a is still in flight')
+  t.equal(g.batches.length, 2, 'a\'s later items wait, and the second slot stays free for them')
+  b0.open()
+  ;(await g.batch(2)).open()
+  t.same(await Promise.all([a1, later[0], later[2]]), ['ok 1', 'ok 2', 'ok 4'])
+  t.same(g.batches, [[1], [3], [2, 4]], 'a\'s items in submission order, one batch after the other')
+  await gc.drain()
+  t.equal(gc.pending, 0)
+})
+
+t.test('with concurrency, no more batches than allowed are in flight, and drain waits for all of them', async (t) => {
+  const g = gatedFlush()
+  const gc = new GroupCommitter<Keyed, string>(g.flush as (items: Keyed[]) => Promise<string[]>, { concurrency: 2, keyOf: i => i.key })
+  const first = gc.submit({ id: 1, key: 'a' })
+  const b0 = await g.batch(0)
+  const second = gc.submit({ id: 2, key: 'b' })
+  const b1 = await g.batch(1)
+  const third = gc.submit({ id: 3, key: 'c' })
+  await Promise.resolve()
+  t.equal(g.batches.length, 2, 'the third waits for a free slot')
+  let drained = false
+  const d = gc.drain().then(() => { drained = true })
+  b1.open()
+  await second
+  ;(await g.batch(2)).open()
+  await third
+  t.notOk(drained, 'one batch still in flight')
+  b0.open()
+  await Promise.all([first, d])
+  t.ok(drained)
+  t.same(g.batches, [[1], [2], [3]])
+})
