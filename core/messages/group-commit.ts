@@ -118,15 +118,19 @@ export class GroupCommitter<I, O> {
     const rest: Array<Waiting<I, O>> = []
     // a key once passed over stays passed over: its later items must not overtake it
     const blocked = new Set<string>()
-    for (const w of this.#queue) {
+    // only the queue's first maxBatch items are looked at: a backlog of a key in flight
+    // costs each pump a bounded scan, and what lies beyond waits its turn
+    const scan = Math.min(this.#queue.length, this.#maxBatch)
+    for (let i = 0; i < scan; i++) {
+      const w = this.#queue[i] as Waiting<I, O>
       const key = this.#keyOf(w.item)
-      if (batch.length < this.#maxBatch && !this.#busy.has(key) && !blocked.has(key)) batch.push(w)
+      if (!this.#busy.has(key) && !blocked.has(key)) batch.push(w)
       else {
         blocked.add(key)
         rest.push(w)
       }
     }
-    if (batch.length > 0) this.#queue = rest
+    if (batch.length > 0) this.#queue = scan === this.#queue.length ? rest : rest.concat(this.#queue.slice(scan))
     return batch
   }
 

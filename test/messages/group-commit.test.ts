@@ -162,3 +162,18 @@ t.test('with concurrency, no more batches than allowed are in flight, and drain 
   t.ok(drained)
   t.same(g.batches, [[1], [2], [3]])
 })
+
+t.test('with concurrency, a pump looks at no more than maxBatch queued items: a backlog of a key in flight is not rescanned whole', async (t) => {
+  const g = gatedFlush()
+  const gc = new GroupCommitter<Keyed, string>(g.flush as (items: Keyed[]) => Promise<string[]>, { concurrency: 2, maxBatch: 2, keyOf: i => i.key })
+  const first = gc.submit({ id: 1, key: 'a' })
+  const b0 = await g.batch(0)
+  const rest = [gc.submit({ id: 2, key: 'a' }), gc.submit({ id: 3, key: 'a' }), gc.submit({ id: 4, key: 'b' })]
+  await Promise.resolve()
+  t.same(g.batches, [[1]], 'b, third in the queue behind two of a, waits')
+  b0.open()
+  ;(await g.batch(1)).open()
+  ;(await g.batch(2)).open()
+  t.same(await Promise.all([first, ...rest]), ['ok 1', 'ok 2', 'ok 3', 'ok 4'])
+  t.same(g.batches, [[1], [2, 3], [4]])
+})
