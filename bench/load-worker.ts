@@ -118,7 +118,8 @@ function onMessage (user: string, topic: string, payload: Buffer): void {
   }
   const key = recordArrival(p, senderUsers, user, conv, seq, msg, at)
   if (key === null) return
-  if (setup.signals?.receipts === true && seq !== null) sendReceipts(p, user, conv, seq)
+  // raw Aedes has no seq: the sender's message number stands in (same payload size)
+  if (setup.signals?.receipts === true) sendReceipts(p, user, setup.signals.convId, seq ?? Number(key.slice(key.indexOf('.') + 1)))
   if (p.open.size > 0) p.settle(key)
 }
 

@@ -66,8 +66,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --scenario NAME      default: Threadline vs raw Aedes, max/rate/group   (default)
                        signals: the group with delivered + read receipts from
                        every member and some typing, Threadline with
-                       THREADLINE_RECEIPT_WINDOW_MS=500 next to =0; uses the
-                       --group-* options, --rounds and --workers
+                       THREADLINE_RECEIPT_WINDOW_MS=500 next to =0 and next to
+                       the group without signals (the CPU per message they add);
+                       raw Aedes with and without the same publishes; uses the
+                       --group-* options, --rounds, --workers and --targets
                        longpoll: --polls 3-member groups (MQTT sender, MQTT
                        recipient, long-poll recipient) at --rate sends/s, next
                        to the same groups with the third member on MQTT and
