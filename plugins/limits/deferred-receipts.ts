@@ -9,6 +9,8 @@
 // Bounded: at most MAX_USERS users with kept receipts and MAX_PER_USER receipts each;
 // past those a receipt over the limit is dropped (logged), which only a flood reaches.
 import type { Logger } from '../../broker/logger.js'
+import { receiptIn } from '../../core/receipts/payload.js'
+import type { ReceiptRequest } from '../../schemas/index.js'
 import type { Limit } from './buckets.js'
 import type { Limiter } from './limiter.js'
 
@@ -21,11 +23,13 @@ interface UserKept { entries: Map<string, Kept>, timer: NodeJS.Timeout | null }
 /** Hands a receipt to the receipts service, as if it had just arrived. */
 export type ApplyReceipt = (userId: string, convId: string, payload: Buffer | string) => void
 
-function markerOf (payload: Buffer | string): { status: string, seq: number } | null {
+// the caller checked the size against THREADLINE_MAX_PAYLOAD_BYTES already
+const ANY_SIZE = Number.MAX_SAFE_INTEGER
+
+/** The receipt in a payload, read as the receipts service reads it (core/receipts/payload.ts); null when it would be refused. */
+function markerOf (payload: Buffer | string): ReceiptRequest | null {
   try {
-    const body = JSON.parse(payload.toString()) as { status?: unknown, seq?: unknown }
-    if ((body.status !== 'delivered' && body.status !== 'read') || !Number.isSafeInteger(body.seq) || (body.seq as number) < 0) return null
-    return { status: body.status, seq: body.seq as number }
+    return receiptIn(payload, ANY_SIZE)
   } catch {
     return null
   }
