@@ -325,7 +325,7 @@ async function benchSignals (opts: BenchOptions, profDir: string | null): Promis
   const plan = groupPlan(opts)
   const reports: PhaseReport[] = []
   const scenarioFor = (t: RunningTarget): Scenario => withSignals.has(t)
-    ? signalsScenario(t.servers.target, opts.groupSize, opts.groupSenders, opts.typists, opts.workers, token)
+    ? signalsScenario(t.servers.target, opts.groupSize, opts.groupSenders, opts.typists, opts.receipts, opts.workers, token)
     : groupScenario(t.servers.target, opts.groupSize, opts.groupSenders, opts.workers, token)
   await withRigs(opts, targets, scenarioFor, async (rigs) => {
     reports.push(...await phaseAcross(opts, rigs, plan))

@@ -93,7 +93,7 @@ export function signalsMarkdown (report: SignalsReport): string {
     ...heading('Threadline signals benchmark', report),
     '',
     p0 !== undefined
-      ? `One group of ${p0.scenario.members} members, all connected; ${p0.scenario.senders} of them send ${p0.load.offeredPerS} messages/s together; every other member answers each message with delivered + read (QoS 0); ${report.options.typists} members type every 3 s. ` +
+      ? `One group of ${p0.scenario.members} members, all connected; ${p0.scenario.senders} of them send ${p0.load.offeredPerS} messages/s together; every other member answers each message with ${report.options.receipts === 'both' ? 'delivered + read' : 'a read receipt'} (QoS 0); ${report.options.typists} members type every 3 s. ` +
         'The "no signals" variants carry the same group without receipts or typing, on a server of their own: what the others\' CPU per message is measured against. ' +
         `${p0.load.warmupS} s warm-up + ${p0.load.durationS} s measured per target in ${p0.load.rounds} round(s), alternating.`
       : '',
