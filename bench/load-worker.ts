@@ -5,7 +5,7 @@
 import mqtt, { type MqttClient } from 'mqtt'
 import { Bitmap } from './bitmap.js'
 import { Phase, listen, recordArrival, pause, sleepUntil, tell as send } from './deliveries.js'
-import { type RunCommand, type SenderSpec, type SetupCommand, clientMsgId, nowUs } from './protocol.js'
+import { type ReceiptPattern, type RunCommand, type SenderSpec, type SetupCommand, type SignalsSpec, clientMsgId, nowUs } from './protocol.js'
 
 const WORKER = Number(process.env.BENCH_WORKER_ID ?? '0')
 const CONNECT_CONCURRENCY = 25
@@ -118,18 +118,23 @@ function onMessage (user: string, topic: string, payload: Buffer): void {
   }
   const key = recordArrival(p, senderUsers, user, conv, seq, msg, at)
   if (key === null) return
-  if (setup.signals?.receipts === true && seq !== null) sendReceipts(p, user, conv, seq)
+  // raw Aedes has no seq: the sender's message number stands in (same payload size)
+  const pattern = setup.signals?.receipts ?? null
+  if (pattern !== null) sendReceipts(p, user, (setup.signals as SignalsSpec).convId, seq ?? Number(key.slice(key.indexOf('.') + 1)), pattern)
   if (p.open.size > 0) p.settle(key)
 }
 
-/** What an app does when a message arrives and is shown: delivered, then read (QoS 0). */
-function sendReceipts (p: Phase, user: string, conv: string, seq: number): void {
+/** What an app does when a message arrives and is shown (QoS 0): delivered then read, or read alone. */
+function sendReceipts (p: Phase, user: string, conv: string, seq: number, pattern: ReceiptPattern): void {
   const client = clients.get(user)
   if (client === undefined) return
   const topic = `conv/${conv}/read`
-  client.publish(topic, `{"status":"delivered","seq":${seq}}`, { qos: 0 })
+  if (pattern === 'both') {
+    client.publish(topic, `{"status":"delivered","seq":${seq}}`, { qos: 0 })
+    p.signals.receiptsSent++
+  }
   client.publish(topic, `{"status":"read","seq":${seq}}`, { qos: 0 })
-  p.signals.receiptsSent += 2
+  p.signals.receiptsSent++
 }
 
 /**

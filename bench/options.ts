@@ -1,7 +1,7 @@
 // `npm run bench -- [flags]`: parsed with node:util parseArgs, every value checked once;
 // a bad flag exits 2 with a message that names it.
 import { parseArgs } from 'node:util'
-import type { Target } from './protocol.js'
+import type { ReceiptPattern, Target } from './protocol.js'
 
 export type Mode = 'max' | 'rate' | 'group'
 /**
@@ -25,6 +25,8 @@ export interface BenchOptions {
   readonly scenario: ScenarioName
   /** signals scenario: members of the group that keep typing */
   readonly typists: number
+  /** signals scenario: what each member answers each message with */
+  readonly receipts: ReceiptPattern
   /** longpoll scenario: long-poll clients (each its own user, queue and connection, one poll always held) */
   readonly polls: number
   /** longpoll scenario: how long a poll asks to be held when nothing waits (s) */
@@ -66,8 +68,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --scenario NAME      default: Threadline vs raw Aedes, max/rate/group   (default)
                        signals: the group with delivered + read receipts from
                        every member and some typing, Threadline with
-                       THREADLINE_RECEIPT_WINDOW_MS=500 next to =0; uses the
-                       --group-* options, --rounds and --workers
+                       THREADLINE_RECEIPT_WINDOW_MS=500 next to =0 and next to
+                       the group without signals (the CPU per message they add);
+                       raw Aedes with and without the same publishes; uses the
+                       --group-* options, --rounds, --workers and --targets
                        longpoll: --polls 3-member groups (MQTT sender, MQTT
                        recipient, long-poll recipient) at --rate sends/s, next
                        to the same groups with the third member on MQTT and
@@ -81,6 +85,9 @@ export const USAGE = `usage: npm run bench -- [options]
                        --workers (default 1 per ${SESSIONS_PER_WORKER.toLocaleString('en')} sessions, at least 2),
                        --rounds (default 1), --quiet, --targets
   --typists N          signals: members that type (every 3 s)            (default 25)
+  --receipts both|read signals: each member answers each message with    (default both)
+                       delivered + read, or read alone (as the SDK does
+                       for an open conversation)
   --polls N            longpoll: long-poll clients = groups per variant  (default 200)
   --poll-timeout S     longpoll: how long an idle poll is held           (default 30)
   --connections N      connections: sessions per target, ≤ ${MAX_SESSIONS.toLocaleString('en')}        (default 10000)
@@ -126,6 +133,14 @@ function int (values: Record<string, unknown>, name: string, fallback: number, m
   return n
 }
 
+/** One of `allowed`; the first when not given. */
+function oneOf<T extends string> (values: Record<string, unknown>, name: string, allowed: readonly [T, ...T[]]): T {
+  const raw = values[name]
+  if (raw === undefined) return allowed[0]
+  if (!(allowed as readonly unknown[]).includes(raw)) throw new UsageError(`--${name}: ${JSON.stringify(raw)} is not one of ${allowed.join(', ')}`)
+  return raw as T
+}
+
 function list<T extends string> (values: Record<string, unknown>, name: string, allowed: readonly T[]): T[] {
   const raw = values[name]
   if (raw === undefined) return [...allowed]
@@ -148,6 +163,7 @@ export function parseOptions (argv: string[]): BenchOptions | null {
       options: {
         scenario: { type: 'string' },
         typists: { type: 'string' },
+        receipts: { type: 'string' },
         polls: { type: 'string' },
         'poll-timeout': { type: 'string' },
         connections: { type: 'string' },
@@ -194,6 +210,7 @@ export function parseOptions (argv: string[]): BenchOptions | null {
   const opts: BenchOptions = {
     scenario: scenario as ScenarioName,
     typists: int(values, 'typists', 25, 0, groupSize),
+    receipts: oneOf(values, 'receipts', ['both', 'read'] as const),
     // each is a socket in the long-poll worker and three users of its variant's groups
     polls: int(values, 'polls', 200, 1, 5000),
     pollTimeoutS: int(values, 'poll-timeout', 30, 1, 90),

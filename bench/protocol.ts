@@ -31,9 +31,17 @@ export interface SenderSpec {
  * member but the sender answers each event with delivered + read receipts; some members
  * type; one member also watches conv/<c>/receipts so summaries can be counted.
  */
+/**
+ * What a member answers each event with, on conv/<c>/read at QoS 0: `both`, delivered then
+ * read (an app that acknowledges each message as it shows it); `read`, a read alone (what
+ * the SDK sends for an open conversation: a read covers its delivered receipt, which it
+ * then never sends).
+ */
+export type ReceiptPattern = 'both' | 'read'
+
 export interface SignalsSpec {
-  /** publish delivered + read (QoS 0) on conv/<c>/read for every event received */
-  receipts: boolean
+  /** the receipts for every event received; null: none */
+  receipts: ReceiptPattern | null
   /** users that publish {"typing":true} on conv/<c>/typing every typingEveryMs while the phase runs */
   typists: string[]
   typingEveryMs: number

@@ -24,7 +24,7 @@ import { type LongPollReport, longPollMarkdown, longPollTable } from './longpoll
 import {
   type LongPollVariant, type Scenario, LONGPOLL_VARIANTS, groupScenario, insertConversations, longPollScenario, pairsScenario, signalsScenario, userSenderMap
 } from './scenario.js'
-import { type SignalsReport, signalsMarkdown, signalsTable } from './signals-report.js'
+import { NO_SIGNALS, type SignalsReport, signalsMarkdown, signalsOverhead, signalsTable } from './signals-report.js'
 import { WorkerPool } from './workers.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -285,29 +285,49 @@ async function countReceiptWrites (stats: pg.Client): Promise<number> {
 }
 
 /**
- * --scenario signals: the group phase with receipts and typing, on two Threadline
- * servers that differ only in THREADLINE_RECEIPT_WINDOW_MS, side by side (rounds
- * alternate ABBA as in the default bench). Receipt writes are counted by PostgreSQL
- * (pg_stat_statements, preloaded into each throwaway cluster).
+ * --scenario signals: the group phase with receipts and typing, on Threadline servers that
+ * differ only in THREADLINE_RECEIPT_WINDOW_MS, next to one more identical server carrying the
+ * same group without any signals (what the signals' extra CPU per message is measured
+ * against); with raw-aedes in --targets, two raw Aedes brokers the same way: the group
+ * alone, and with the same receipts and typing publishes (to topics nobody subscribes to,
+ * what a plain broker's transport alone costs). Rounds alternate ABBA over all of them as in
+ * the default bench. Receipt writes are counted by PostgreSQL (pg_stat_statements,
+ * preloaded into each throwaway cluster).
  */
 async function benchSignals (opts: BenchOptions, profDir: string | null): Promise<PhaseReport[]> {
   const targets: RunningTarget[] = []
-  for (const windowMs of SIGNAL_WINDOWS_MS) {
-    checkInterrupted()
-    const target = await startThreadlineTarget(opts, profDir, {
-      env: { THREADLINE_RECEIPT_WINDOW_MS: String(windowMs) },
-      pgSettings: { shared_preload_libraries: 'pg_stat_statements' },
-      label: `threadline window=${windowMs}`,
-      countWrites: countReceiptWrites
-    })
-    await target.servers.pgStats?.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements')
-    targets.push(target)
+  const withSignals = new Set<RunningTarget>()
+  if (opts.targets.includes('threadline')) {
+    for (const windowMs of [...SIGNAL_WINDOWS_MS, null]) {
+      checkInterrupted()
+      const target = await startThreadlineTarget(opts, profDir, {
+        env: { THREADLINE_RECEIPT_WINDOW_MS: String(windowMs ?? SIGNAL_WINDOWS_MS[0]) },
+        pgSettings: { shared_preload_libraries: 'pg_stat_statements' },
+        label: windowMs !== null ? `threadline window=${windowMs}` : NO_SIGNALS.threadline,
+        countWrites: countReceiptWrites
+      })
+      await target.servers.pgStats?.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements')
+      targets.push(target)
+      if (windowMs !== null) withSignals.add(target)
+    }
+  }
+  if (opts.targets.includes('raw-aedes')) {
+    for (const signals of [true, false]) {
+      checkInterrupted()
+      const raw = await startRawTarget(opts, profDir)
+      const target = { ...raw, servers: { ...raw.servers, label: signals ? 'raw-aedes signals' : NO_SIGNALS['raw-aedes'] } }
+      targets.push(target)
+      if (signals) withSignals.add(target)
+    }
   }
   const tokens = createTokenService(SECRET)
   const token = (user: string): string => tokens.sign({ sub: user }, 6 * 3600)
   const plan = groupPlan(opts)
   const reports: PhaseReport[] = []
-  await withRigs(opts, targets, () => signalsScenario(opts.groupSize, opts.groupSenders, opts.typists, opts.workers, token), async (rigs) => {
+  const scenarioFor = (t: RunningTarget): Scenario => withSignals.has(t)
+    ? signalsScenario(t.servers.target, opts.groupSize, opts.groupSenders, opts.typists, opts.receipts, opts.workers, token)
+    : groupScenario(t.servers.target, opts.groupSize, opts.groupSenders, opts.workers, token)
+  await withRigs(opts, targets, scenarioFor, async (rigs) => {
     reports.push(...await phaseAcross(opts, rigs, plan))
   })
   await Promise.all(targets.map(t => t.child.stop()))
@@ -504,7 +524,8 @@ async function main (argv: string[]): Promise<number> {
   let md: string
   let text: string
   if (signals) {
-    [md, text] = [signalsMarkdown(base), signalsTable(base)]
+    report = { ...base, overhead: signalsOverhead(phases) }
+    ;[md, text] = [signalsMarkdown(base), signalsTable(base)]
   } else if (memory !== null) {
     const full: LongPollReport = { ...base, memory }
     report = full

@@ -3,7 +3,7 @@
 // test/helpers/fixtures.ts does (the membership cache loads them when users connect).
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import type { ClientSpec, SenderSpec, SignalsSpec, Target } from './protocol.js'
+import type { ClientSpec, ReceiptPattern, SenderSpec, SignalsSpec, Target } from './protocol.js'
 
 export interface Conversation {
   id: string
@@ -72,20 +72,21 @@ export function groupScenario (target: Target, size: number, senderCount: number
 }
 
 /**
- * The group of groupScenario, every member answering each message with delivered + read
- * receipts, `typists` members typing every 3 s (a client refreshes its indicator well
+ * The group of groupScenario, every member answering each message with receipts
+ * (`receipts`: delivered + read, or read alone), `typists` members typing every 3 s (a client refreshes its indicator well
  * within the 5 s after which others drop it), and the first member that does not send
- * also watching conv/<c>/receipts.
+ * also watching conv/<c>/receipts. On raw Aedes the same publishes go to the same topics,
+ * where nobody subscribes to them: what the packets alone cost a plain broker.
  */
-export function signalsScenario (size: number, senderCount: number, typists: number, workers: number, token: (user: string) => string): Scenario {
-  const group = groupScenario('threadline', size, senderCount, workers, token)
+export function signalsScenario (target: Target, size: number, senderCount: number, typists: number, receipts: ReceiptPattern, workers: number, token: (user: string) => string): Scenario {
+  const group = groupScenario(target, size, senderCount, workers, token)
   const conv = group.convs[0] as Conversation
   const senders = new Set(group.senders.map(s => s.user))
   const quiet = conv.members.filter(u => !senders.has(u))
   return {
     ...group,
     signals: {
-      receipts: true,
+      receipts,
       typists: quiet.slice(-typists),
       typingEveryMs: 3000,
       watcher: quiet[0] ?? null,

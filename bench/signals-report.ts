@@ -1,9 +1,60 @@
 // The report of `npm run bench -- --scenario signals`: the same group with receipts and
-// typing, coalescing on (THREADLINE_RECEIPT_WINDOW_MS=500) and off (0), side by side.
+// typing, coalescing on (THREADLINE_RECEIPT_WINDOW_MS=500) and off (0), side by side with
+// the group without signals, on Threadline and (with raw-aedes in --targets) on raw Aedes.
 import { type BenchReport, f, heading, markdownTable, pad } from './report.js'
 import type { PhaseReport } from './phase.js'
+import type { Target } from './protocol.js'
 
-export type SignalsReport = Omit<BenchReport, 'verdicts' | 'warnings'>
+/** The labels of the variants that carry the group without any signals: what the others are measured against. */
+export const NO_SIGNALS: Readonly<Record<Target, string>> = Object.freeze({ threadline: 'threadline no signals', 'raw-aedes': 'raw-aedes no signals' })
+
+/** What the signals add to the CPU per message of one variant, against its target's variant without them (same run). */
+export interface SignalsOverhead {
+  label: string
+  against: string
+  /** CPU per message with signals ÷ without (issue 12's target: ≤ 1.2) */
+  brokerRatio: number
+  /** broker + PostgreSQL */
+  serverRatio: number
+  /** the broker's extra CPU per message ÷ receipts published per message: what one receipt costs, typing and summaries included */
+  brokerUsPerReceipt: number | null
+  /** other jobs on the machine in the two phases, % of one core */
+  othersPct: [number, number]
+}
+
+export type SignalsReport = Omit<BenchReport, 'verdicts' | 'warnings'> & { overhead?: SignalsOverhead[] }
+
+/** Issue 12: "the signals (receipts, typing) of the group scenario add ≤ 20% CPU per message". */
+export const SIGNALS_TARGET_RATIO = 1.2
+
+export function signalsOverhead (phases: readonly PhaseReport[]): SignalsOverhead[] {
+  const out: SignalsOverhead[] = []
+  for (const p of phases) {
+    const base = phases.find(b => b.label === NO_SIGNALS[p.target])
+    if (p.signals === null || base === undefined) continue
+    const extra = p.cpu.brokerUsPerMsg - base.cpu.brokerUsPerMsg
+    out.push({
+      label: p.label,
+      against: base.label,
+      brokerRatio: p.cpu.brokerUsPerMsg / base.cpu.brokerUsPerMsg,
+      serverRatio: p.cpu.serverUsPerMsg / base.cpu.serverUsPerMsg,
+      brokerUsPerReceipt: p.signals.receiptsSentPerMsg > 0 ? extra / p.signals.receiptsSentPerMsg : null,
+      othersPct: [p.cpu.othersPct, base.cpu.othersPct]
+    })
+  }
+  return out
+}
+
+const pct = (ratio: number): string => `${ratio >= 1 ? '+' : ''}${((ratio - 1) * 100).toFixed(0)}%`
+
+function overheadLines (phases: readonly PhaseReport[]): string[] {
+  return signalsOverhead(phases).map(o =>
+    `${o.label} ÷ ${o.against}, CPU per message: broker ${o.brokerRatio.toFixed(2)}× (${pct(o.brokerRatio)}), ` +
+    (o.label.startsWith('threadline') ? `broker + PostgreSQL ${o.serverRatio.toFixed(2)}× (${pct(o.serverRatio)}), ` : '') +
+    `${f(o.brokerUsPerReceipt, 1)} µs of broker CPU per receipt published; ` +
+    (o.label.startsWith('threadline') ? `target ≤ ${SIGNALS_TARGET_RATIO}×: ${o.brokerRatio <= SIGNALS_TARGET_RATIO && o.serverRatio <= SIGNALS_TARGET_RATIO ? 'PASS' : 'FAIL'}; ` : '') +
+    `others ${o.othersPct[0]}% / ${o.othersPct[1]}% of a core`)
+}
 
 function rows (phases: PhaseReport[]): string[][] {
   const head = ['target', 'msg/s', 'deliv/s', 'p50 ms', 'p99 ms', 'max ms', 'receipts in/msg', 'store writes/msg', 'summaries/msg',
@@ -32,7 +83,7 @@ function notes (report: SignalsReport): string[] {
 }
 
 export function signalsTable (report: SignalsReport): string {
-  return [pad(rows(report.phases), 1), '', ...notes(report)].join('\n')
+  return [pad(rows(report.phases), 1), '', ...overheadLines(report.phases), ...notes(report)].join('\n')
 }
 
 export function signalsMarkdown (report: SignalsReport): string {
@@ -42,11 +93,14 @@ export function signalsMarkdown (report: SignalsReport): string {
     ...heading('Threadline signals benchmark', report),
     '',
     p0 !== undefined
-      ? `One group of ${p0.scenario.members} members, all connected; ${p0.scenario.senders} of them send ${p0.load.offeredPerS} messages/s together; every other member answers each message with delivered + read (QoS 0); ${report.options.typists} members type every 3 s. ` +
+      ? `One group of ${p0.scenario.members} members, all connected; ${p0.scenario.senders} of them send ${p0.load.offeredPerS} messages/s together; every other member answers each message with ${report.options.receipts === 'both' ? 'delivered + read' : 'a read receipt'} (QoS 0); ${report.options.typists} members type every 3 s. ` +
+        'The "no signals" variants carry the same group without receipts or typing, on a server of their own: what the others\' CPU per message is measured against. ' +
         `${p0.load.warmupS} s warm-up + ${p0.load.durationS} s measured per target in ${p0.load.rounds} round(s), alternating.`
       : '',
     '',
     ...markdownTable(r, 1),
+    '',
+    ...overheadLines(report.phases).map(n => `- **${n.slice(0, n.indexOf(','))}**${n.slice(n.indexOf(','))}`),
     '',
     'Per message = per acknowledged send, over whole rounds (warm-up and drain included). Store writes: calls of the receipts write statement (pg_stat_statements). ' +
     'Summaries = conv + sender inbox: `receipts` summaries as received on conv/<c>/receipts (one watcher) and in the senders\' inboxes; own markers: envelopes with nothing but the receiver\'s own marker, in the readers\' inboxes (what keeps their devices\' unread counts in step), all members together. ' +

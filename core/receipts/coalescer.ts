@@ -18,7 +18,8 @@
 import { isUnavailable } from '../store.js'
 import type { Telemetry } from '../telemetry.js'
 import type { Gate } from './gate.js'
-import { mergeMarkers, NO_MARKERS, type Markers } from './markers.js'
+import type { ReceiptStatus } from '../../schemas/index.js'
+import { mergeMarkers, raiseMarkers, type Markers, type PendingMarkers } from './markers.js'
 
 export interface CoalescerOptions {
   /** how long the first receipt of a batch waits for others; 0: written as soon as the conversation's previous write is done */
@@ -62,7 +63,8 @@ export interface CoalescerStats {
 const RETRY_MIN_MS = 100
 
 class Pending {
-  entries = new Map<string, Markers>()
+  /** raised in place by each receipt: nothing else holds these objects until the write takes the map */
+  entries = new Map<string, PendingMarkers>()
   /** the entries taken by the write under way (until it settles) */
   batch: ReadonlyMap<string, Markers> | null = null
   /** when the oldest entry arrived (performance.now ms); its window ends windowMs later */
@@ -106,12 +108,12 @@ export class ReceiptCoalescer<R> {
   }
 
   /** Takes a receipt in; false when it was dropped at a cap. */
-  add (convId: string, userId: string, markers: Markers): boolean {
+  add (convId: string, userId: string, status: ReceiptStatus, seq: number): boolean {
     if (this.#stopped) return false
     let conv = this.#convs.get(convId)
     const current = conv?.entries.get(userId)
     if (current !== undefined) {
-      ;(conv as Pending).entries.set(userId, mergeMarkers(current, markers))
+      raiseMarkers(current, status, seq)
       this.#stats.accepted++
       this.#merged++
       return true
@@ -125,7 +127,9 @@ export class ReceiptCoalescer<R> {
       this.#convs.set(convId, conv)
     }
     if (conv.entries.size === 0) conv.since = performance.now()
-    conv.entries.set(userId, mergeMarkers(NO_MARKERS, markers))
+    const entry = { delivered: 0, read: 0 }
+    raiseMarkers(entry, status, seq)
+    conv.entries.set(userId, entry)
     this.#total++
     this.#stats.accepted++
     if (this.#total > this.#stats.pendingPeak) this.#stats.pendingPeak = this.#total
@@ -206,7 +210,8 @@ export class ReceiptCoalescer<R> {
       const newer = conv.entries.get(user)
       if (newer !== undefined) conv.entries.set(user, mergeMarkers(newer, markers))
       else {
-        conv.entries.set(user, markers)
+        // a copy: entries are raised in place, the batch's objects stay as they were written
+        conv.entries.set(user, { ...markers })
         this.#total++
       }
     }

@@ -15,6 +15,18 @@ export function receiptMarkers (status: ReceiptStatus, seq: number): Markers {
   return status === 'read' ? { delivered: seq, read: seq } : { delivered: seq, read: 0 }
 }
 
+/** A member's markers waiting in the coalescer: its own object, raised in place as receipts come. */
+export interface PendingMarkers {
+  delivered: number
+  read: number
+}
+
+/** Applies one receipt to waiting markers in place (no allocation per receipt): max wins, read implies delivered. */
+export function raiseMarkers (m: PendingMarkers, status: ReceiptStatus, seq: number): void {
+  if (status === 'read' && seq > m.read) m.read = seq
+  if (seq > m.delivered) m.delivered = seq
+}
+
 /** Max wins, field by field; keeps delivered ≥ read. */
 export function mergeMarkers (a: Markers, b: Markers): Markers {
   const read = Math.max(a.read, b.read)

@@ -12,18 +12,18 @@
 // and GET /v1/conversations say.
 import type { Logger } from 'pino'
 import {
-  ReceiptRequest, ThreadlineError, compileCheck,
-  type ReceiptMarker, type ReceiptResult, type ReceiptStatus
+  ThreadlineError, type ReceiptMarker, type ReceiptRequest, type ReceiptResult, type ReceiptStatus
 } from '../../schemas/index.js'
 import { isUnavailable, type Store } from '../store.js'
 import { serviceKey } from '../services.js'
 import type { Telemetry } from '../telemetry.js'
 import { inboxTopic, receiptsTopic } from '../topics.js'
-import { checkConvId, parseJsonPayload } from '../messages/parse-send.js'
+import { checkConvId } from '../messages/parse-send.js'
 import { ReceiptCoalescer, type CoalescerStats } from './coalescer.js'
 import { Gate } from './gate.js'
 import { LastSeqs } from './last-seq.js'
 import { NO_MARKERS, mergeMarkers, receiptMarkers } from './markers.js'
+import { receiptIn } from './payload.js'
 import { lastSeqOf, memberMarkers, writeMarkers, type MarkersWritten } from './repo.js'
 
 /** The receipts of a node: plugins/receipts provides it (MQTT and its REST route use it). */
@@ -80,13 +80,7 @@ export interface ReceiptStats extends CoalescerStats {
   refused: number
 }
 
-const checkReceipt = compileCheck(ReceiptRequest, 'receipt')
-
-export function parseReceipt (body: unknown): ReceiptRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ThreadlineError('bad_request', 'receipt must be a JSON object')
-  const { status, seq } = checkReceipt(body)
-  return { status, seq }
-}
+export { parseReceipt } from './payload.js'
 
 const beyondEnd = (seq: number, last: number): ThreadlineError =>
   new ThreadlineError('not_found', `seq ${seq} does not exist: the conversation's last seq is ${last}`)
@@ -108,6 +102,8 @@ export class ReceiptService {
   readonly #waiting = new Map<string, number>()
   readonly #counts = { summaries: 0, echoes: 0, refused: 0 }
   #dropWarnedAt = -Infinity
+  /** the last conversation id checked, as it came and as the store spells it: a busy conversation's receipts repeat it */
+  #lastConvId: readonly [raw: string, checked: string] | null = null
 
   /** `telemetry`: told of receipts the coalescer merged */
   constructor (store: Store, publish: PublishSummary, membership: MembershipView, log: Logger, limits: ReceiptLimits, telemetry?: Telemetry) {
@@ -147,8 +143,8 @@ export class ReceiptService {
    */
   receive (userId: string, rawConvId: string, payload: Buffer | string): void | Promise<void> {
     try {
-      const convId = checkConvId(rawConvId)
-      const receipt = parseReceipt(parseJsonPayload(payload, this.#limits.maxPayloadBytes))
+      const convId = this.#checkConvId(rawConvId)
+      const receipt = receiptIn(payload, this.#limits.maxPayloadBytes)
       const convs = this.#membership.convsOf(userId)
       if (convs !== undefined && !convs.has(convId)) throw notMember(convId)
       const known = this.#lastSeqs.known(convId)
@@ -161,6 +157,14 @@ export class ReceiptService {
       this.#counts.refused++
       throw err
     }
+  }
+
+  #checkConvId (raw: string): string {
+    const last = this.#lastConvId
+    if (last !== null && raw === last[0]) return last[1]
+    const checked = checkConvId(raw)
+    this.#lastConvId = [raw, checked]
+    return checked
   }
 
   async #receiveChecked (userId: string, convId: string, receipt: ReceiptRequest, memberKnown: boolean): Promise<void> {
@@ -208,7 +212,7 @@ export class ReceiptService {
   }
 
   #take (userId: string, convId: string, status: ReceiptStatus, seq: number): boolean {
-    if (this.#coalescer.add(convId, userId, receiptMarkers(status, seq))) return true
+    if (this.#coalescer.add(convId, userId, status, seq)) return true
     // dropped at a cap: the member's next receipt carries the same and more
     const now = performance.now()
     if (now - this.#dropWarnedAt > 10_000) {

@@ -39,34 +39,37 @@ t.test('typing over its limit is dropped, over MQTT silently, over HTTP with 429
   t.ok(Number(res.headers['retry-after']) >= 1, 'with Retry-After')
 })
 
-t.test('receipts over their limit: the highest of a burst lands once the bucket refills; HTTP answers 429', async (t) => {
-  const node = await startNode(t, { env: { THREADLINE_RECEIPT_WINDOW_MS: '0', THREADLINE_RECEIPT_RATE: '5', THREADLINE_RECEIPT_BURST: '1' } })
-  const [alice, bob] = [userId('alice'), userId('bob')]
-  const conv = await createConversation(node, [alice, bob])
-  const phone = await connectUser(t, node, alice, 'phone')
-  const bobPhone = await connectUser(t, node, bob, 'phone')
-  for (let i = 1; i <= 5; i++) await sendText(bobPhone, conv, `b${i}`)
-  const limited: string[] = []
-  node.telemetry.on('limited', e => limited.push(e.limit))
-  for (let seq = 1; seq <= 5; seq++) {
-    await phone.publishAsync(`conv/${conv}/read`, JSON.stringify({ status: 'read', seq }), { qos: 1 })
-  }
-  t.same(limited, ['receipts', 'receipts', 'receipts', 'receipts'], 'the burst was one receipt')
-  t.equal(node.services.get(LIMITS_STATS)().deferredReceipts, 1, 'one kept: the highest')
-  const readSeq = async (): Promise<number> => {
-    const rows = await node.store.query<{ read_seq: number }>('SELECT read_seq FROM members WHERE conv_id = $1 AND user_id = $2', [conv, alice])
-    return Number(rows[0]?.read_seq)
-  }
-  await waitFor(async () => await readSeq() === 5, 'alice\'s read marker to reach 5')
-  t.pass('the last receipt of the burst landed')
-  t.equal(node.services.get(LIMITS_STATS)().deferredReceipts, 0, 'nothing kept any more')
-  t.ok(phone.connected, 'the connection stays up')
+// with the buckets in Redis, a kept receipt's take answers asynchronously
+for (const redis of [false, true]) {
+  t.test(`receipts over their limit: the highest of a burst lands once the bucket refills; HTTP answers 429 (buckets ${redis ? 'in Redis' : 'in memory'})`, async (t) => {
+    const node = await startNode(t, { redis, env: { THREADLINE_RECEIPT_WINDOW_MS: '0', THREADLINE_RECEIPT_RATE: '5', THREADLINE_RECEIPT_BURST: '1' } })
+    const [alice, bob] = [userId('alice'), userId('bob')]
+    const conv = await createConversation(node, [alice, bob])
+    const phone = await connectUser(t, node, alice, 'phone')
+    const bobPhone = await connectUser(t, node, bob, 'phone')
+    for (let i = 1; i <= 5; i++) await sendText(bobPhone, conv, `b${i}`)
+    const limited: string[] = []
+    node.telemetry.on('limited', e => limited.push(e.limit))
+    for (let seq = 1; seq <= 5; seq++) {
+      await phone.publishAsync(`conv/${conv}/read`, JSON.stringify({ status: 'read', seq }), { qos: 1 })
+    }
+    t.same(limited, ['receipts', 'receipts', 'receipts', 'receipts'], 'the burst was one receipt')
+    t.equal(node.services.get(LIMITS_STATS)().deferredReceipts, 1, 'one kept: the highest')
+    const readSeq = async (): Promise<number> => {
+      const rows = await node.store.query<{ read_seq: number }>('SELECT read_seq FROM members WHERE conv_id = $1 AND user_id = $2', [conv, alice])
+      return Number(rows[0]?.read_seq)
+    }
+    await waitFor(async () => await readSeq() === 5, 'alice\'s read marker to reach 5')
+    t.pass('the last receipt of the burst landed')
+    t.equal(node.services.get(LIMITS_STATS)().deferredReceipts, 0, 'nothing kept any more')
+    t.ok(phone.connected, 'the connection stays up')
 
-  await phone.publishAsync(`conv/${conv}/read`, JSON.stringify({ status: 'delivered', seq: 5 }), { qos: 1 })
-  const res = await node.app.inject({ method: 'POST', url: `/v1/conversations/${conv}/receipts`, headers: { authorization: `Bearer ${token(node, alice)}` }, payload: { status: 'read', seq: 5 } })
-  t.equal(res.statusCode, 429, 'HTTP receipts share the bucket, and answer 429 (the client retries it)')
-  t.match(res.json(), { code: 'rate_limited' })
-})
+    await phone.publishAsync(`conv/${conv}/read`, JSON.stringify({ status: 'delivered', seq: 5 }), { qos: 1 })
+    const res = await node.app.inject({ method: 'POST', url: `/v1/conversations/${conv}/receipts`, headers: { authorization: `Bearer ${token(node, alice)}` }, payload: { status: 'read', seq: 5 } })
+    t.equal(res.statusCode, 429, 'HTTP receipts share the bucket, and answer 429 (the client retries it)')
+    t.match(res.json(), { code: 'rate_limited' })
+  })
+}
 
 t.test('presence over its limit is dropped; the connection stays up', async (t) => {
   const node = await startNode(t, { env: { THREADLINE_PRESENCE_RATE: '1', THREADLINE_PRESENCE_BURST: '1' } })
