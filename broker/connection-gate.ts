@@ -22,6 +22,7 @@ const CONNECT_TIMEOUT_MESSAGE = 'connect did not arrive in time'
 export class ConnectionGate {
   #open = 0
   readonly #keepalives = new WeakMap<Client, number>()
+  readonly #release = (): void => { this.#open-- }
 
   constructor (private readonly opts: GateOptions, private readonly telemetry: Telemetry, private readonly log: Logger) {}
 
@@ -42,15 +43,11 @@ export class ConnectionGate {
     broker.authenticate = (client, username, password, callback) => {
       const refusal = this.#check(client)
       if (refusal !== null) return callback(refusal, false)
-      this.#open++
-      let counted = true
-      const release = (): void => {
-        if (!counted) return
-        counted = false
-        this.#open--
+      // counted until the connection closes: one shared listener, not a closure per connection
+      if (!client.conn.destroyed) {
+        this.#open++
+        client.conn.on('close', this.#release)
       }
-      if (client.conn.destroyed) release()
-      else client.conn.once('close', release)
       authenticate(client, username, password, callback)
     }
     broker.on('connectionError', (_client, err) => {
@@ -60,6 +57,7 @@ export class ConnectionGate {
 
   #check (client: Client): Refusal | null {
     const keepalive = this.#keepalives.get(client) ?? 0
+    this.#keepalives.delete(client) // read once: no entry for the life of the session
     const max = this.opts.keepaliveMaxS
     // Like Mosquitto's max_keepalive and HiveMQ's max-keep-alive for MQTT 3.1.1 clients
     // (which, unlike MQTT 5, can't be told another keepalive): refused, with the code

@@ -11,6 +11,7 @@ import type { Logger } from './logger.js'
 export class SocketBudget {
   #open = 0
   readonly #warnings = new LogThrottle()
+  readonly #closed = (): void => { this.#open-- }
 
   constructor (readonly max: number, private readonly telemetry: Telemetry, private readonly log: Logger) {}
 
@@ -24,7 +25,8 @@ export class SocketBudget {
       return false
     }
     this.#open++
-    socket.once('close', () => { this.#open-- })
+    // 'close' comes once: one shared listener, not a closure and a once-wrapper per socket
+    socket.on('close', this.#closed)
     return true
   }
 

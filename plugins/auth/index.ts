@@ -3,14 +3,15 @@
 import type { Client } from 'aedes'
 import type { ThreadlinePlugin, PluginContext, ConnectInfo } from '../../broker/plugin.js'
 import { ConnectRefusal } from '../../broker/plugin.js'
-import { setIdentity, type Identity } from '../../broker/identity.js'
+import { identityOf, setIdentity, type Identity } from '../../broker/identity.js'
+import { Deadlines } from '../../broker/deadlines.js'
 import { markGone } from '../../broker/lifecycle.js'
 import { isId } from '../../schemas/ids.js'
 import { TOKENS_SERVICE, TokenError, type TokenService } from '../../core/tokens.js'
 import { upsertTokenUser } from '../../core/users.js'
 
-// setTimeout's ceiling; a longer-lived token re-arms its timer when this fires
-const MAX_TIMER_MS = 2 ** 31 - 1
+/** JWT `exp` is whole seconds: one expiry slot per second loses no precision */
+const EXPIRY_RESOLUTION_MS = 1000
 
 function refuseAnonymous (ctx: PluginContext, info: ConnectInfo): void {
   if (ctx.config.openTopics !== 'anonymous') {
@@ -39,27 +40,30 @@ function verifyToken (tokens: TokenService, info: ConnectInfo): Identity {
   return { userId: claims.sub, deviceId, role: claims.role, name: claims.name, expiresAt: claims.exp * 1000 }
 }
 
-/** A live session whose token expires is disconnected (DESIGN.md §2). */
-function disconnectAtExpiry (client: Client, expiresAt: number): () => void {
-  let timer: NodeJS.Timeout
-  const arm = (): void => {
-    const left = expiresAt - Date.now()
-    if (left <= 0) {
-      markGone(client, 'token_expired')
-      return client.close()
-    }
-    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS))
-    timer.unref()
-  }
-  arm()
-  return () => clearTimeout(timer)
-}
+type Closable = { client?: Client }
 
 export const authPlugin: ThreadlinePlugin = {
   name: 'auth',
   hooks: (ctx) => {
     const tokens = ctx.services.get(TOKENS_SERVICE)
     const log = ctx.log.child({ plugin: 'auth' })
+    // A live session whose token expires is disconnected (DESIGN.md §2). One timer for
+    // the node's sessions, not one per session (broker/deadlines.ts).
+    const expiries = new Deadlines<Client>(EXPIRY_RESOLUTION_MS, (client) => {
+      markGone(client, 'token_expired')
+      client.close()
+    })
+    const release = (client: Client): void => {
+      const identity = identityOf(client)
+      if (identity === null) return
+      expiries.delete(client, expiries.slotOf(identity.expiresAt))
+      ctx.membership.release(identity.userId)
+    }
+    // one function for every connection, not a closure each: Aedes links the connection
+    // to its client (conn.client), which holds the identity
+    const onClose = function (this: Closable): void {
+      if (this.client !== undefined) release(this.client)
+    }
     return {
       async authenticate (client, info) {
         // [MQTT-3.1.3-8]: an empty clientId needs clean=true; answered with CONNACK 2
@@ -73,16 +77,10 @@ export const authPlugin: ThreadlinePlugin = {
         await upsertTokenUser(ctx.store, identity.userId, identity.name)
         await ctx.membership.retain(identity.userId)
         setIdentity(client, identity)
-        const stopTimer = disconnectAtExpiry(client, identity.expiresAt)
-        let released = false
-        const release = (): void => {
-          if (released) return
-          released = true
-          stopTimer()
-          ctx.membership.release(identity.userId)
-        }
-        if (client.closed || client.conn.destroyed) release()
-        else client.conn.once('close', release)
+        expiries.add(client, identity.expiresAt)
+        // released exactly once: now if the connection is gone already, else when it closes
+        if (client.closed || client.conn.destroyed) release(client)
+        else client.conn.on('close', onClose)
         log.debug({ clientId: client.id, userId: identity.userId }, 'authenticated')
       }
     }
