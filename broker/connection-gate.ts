@@ -6,6 +6,7 @@ import type { Aedes, Client } from 'aedes'
 import type { Telemetry } from '../core/telemetry.js'
 import { clientAddressOf } from './client-address.js'
 import type { Logger } from './logger.js'
+import { onConnectionClosed } from './lifecycle.js'
 
 export interface GateOptions {
   /** THREADLINE_MAX_CONNECTIONS */
@@ -16,13 +17,15 @@ export interface GateOptions {
 
 type Refusal = Error & { returnCode: 2 | 3 }
 
+const COUNTED = Symbol('threadline.counted')
+type Counted = Client & { [COUNTED]?: boolean }
+
 /** The message of Aedes' own connect timer (lib/client.js); test/connections/connect-timeout checks it still is. */
 const CONNECT_TIMEOUT_MESSAGE = 'connect did not arrive in time'
 
 export class ConnectionGate {
   #open = 0
   readonly #keepalives = new WeakMap<Client, number>()
-  readonly #release = (): void => { this.#open-- }
 
   constructor (private readonly opts: GateOptions, private readonly telemetry: Telemetry, private readonly log: Logger) {}
 
@@ -34,6 +37,11 @@ export class ConnectionGate {
    * registry.start): preConnect to see the keepalive, authenticate to refuse.
    */
   install (broker: Aedes): void {
+    onConnectionClosed(broker, (client) => {
+      if ((client as Counted)[COUNTED] !== true) return
+      ;(client as Counted)[COUNTED] = false
+      this.#open--
+    })
     const preConnect = broker.preConnect
     broker.preConnect = (client, packet, callback) => {
       this.#keepalives.set(client, packet.keepalive ?? 0)
@@ -43,10 +51,10 @@ export class ConnectionGate {
     broker.authenticate = (client, username, password, callback) => {
       const refusal = this.#check(client)
       if (refusal !== null) return callback(refusal, false)
-      // counted until the connection closes: one shared listener, not a closure per connection
+      // counted until the connection closes
       if (!client.conn.destroyed) {
         this.#open++
-        client.conn.on('close', this.#release)
+        ;(client as Counted)[COUNTED] = true
       }
       authenticate(client, username, password, callback)
     }

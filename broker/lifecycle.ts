@@ -82,6 +82,31 @@ export function trackLifecycle (broker: Aedes, listeners: LifecycleListeners): v
   })
 }
 
+const closeListeners = new WeakMap<Aedes, Array<(client: Client) => void>>()
+
+/**
+ * Calls `fn(client)` when the connection of a client of `broker` closes, whether it got
+ * as far as a session or not: once per connection that Aedes made a client for.
+ */
+export function onConnectionClosed (broker: Aedes, fn: (client: Client) => void): void {
+  const fns = closeListeners.get(broker)
+  if (fns === undefined) closeListeners.set(broker, [fn])
+  else fns.push(fn)
+}
+
+/**
+ * Tells onConnectionClosed's listeners that `conn` closed. listeners.ts calls it from the
+ * one 'close' listener each connection has (on TCP the socket budget's): one shared
+ * function rather than a closure per part that cares, and no third listener next to
+ * Aedes' own, which would grow the connection's listener array (~150 B per connection).
+ */
+export function connectionClosed (conn: object): void {
+  const client = (conn as { client?: Client }).client // Aedes links each connection to its client
+  if (client === undefined) return
+  const fns = closeListeners.get((client as unknown as { broker: Aedes }).broker)
+  if (fns !== undefined) for (const fn of fns) fn(client)
+}
+
 /** Call when `client` is authenticated: an older connection with its clientId on this node is about to be taken over. */
 export function noteTakeover (broker: Aedes, client: Client): void {
   const existing = clientsOf(broker)[client.id]

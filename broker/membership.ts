@@ -36,7 +36,10 @@ export const MEMBERSHIP_TOPIC = '$threadline/membership'
 /** how long to wait before trying a failed resync again (the store may be down too) */
 const RESYNC_RETRY_MS = 1000
 
-interface Entry { convs: Set<string>, refs: number }
+/** `convs` null: none (a user in no conversation keeps no Set) */
+interface Entry { convs: Set<string> | null, refs: number }
+const NO_CONVS: ReadonlySet<string> = new Set()
+const setOf = (convs: Set<string>): Set<string> | null => (convs.size > 0 ? convs : null)
 
 interface Emitter {
   on(topic: string, fn: (packet: { payload: Buffer | string }, cb: () => void) => void): void
@@ -142,7 +145,7 @@ export class MembershipCache {
           return
         }
         if (this.#loading.get(userId) === before || attempt >= 5) {
-          this.#users.set(userId, { convs: new Set(rows.map(r => r.conv_id)), refs: 1 })
+          this.#users.set(userId, { convs: rows.length > 0 ? new Set(rows.map(r => r.conv_id)) : null, refs: 1 })
           return
         }
       }
@@ -164,7 +167,8 @@ export class MembershipCache {
    */
   convsOf (userId: string): ReadonlySet<string> | undefined {
     if (this.#stale) return undefined
-    return this.#users.get(userId)?.convs
+    const entry = this.#users.get(userId)
+    return entry === undefined ? undefined : entry.convs ?? NO_CONVS
   }
 
   /**
@@ -248,8 +252,14 @@ export class MembershipCache {
       const seen = this.#loading.get(userId)
       if (seen !== undefined) this.#loading.set(userId, seen + 1)
     }
-    for (const userId of change.added) this.#users.get(userId)?.convs.add(change.conv_id)
-    for (const userId of change.removed) this.#users.get(userId)?.convs.delete(change.conv_id)
+    for (const userId of change.added) {
+      const entry = this.#users.get(userId)
+      if (entry !== undefined) (entry.convs ??= new Set()).add(change.conv_id)
+    }
+    for (const userId of change.removed) {
+      const entry = this.#users.get(userId)
+      if (entry?.convs?.delete(change.conv_id) === true) entry.convs = setOf(entry.convs)
+    }
     // a forced apply replays a change the listeners already heard
     if (force) return
     for (const listener of this.#changeListeners) {
@@ -294,7 +304,7 @@ export class MembershipCache {
       for (const r of rows) fresh.get(r.user_id)?.add(r.conv_id)
       for (const [userId, convs] of fresh) {
         const entry = this.#users.get(userId)
-        if (entry) entry.convs = convs
+        if (entry) entry.convs = setOf(convs)
       }
       this.#duringReload.delete(late)
       // what arrived while the query ran may be newer than what it read

@@ -5,7 +5,7 @@ import type { ThreadlinePlugin, PluginContext, ConnectInfo } from '../../broker/
 import { ConnectRefusal } from '../../broker/plugin.js'
 import { identityOf, setIdentity, type Identity } from '../../broker/identity.js'
 import { Deadlines } from '../../broker/deadlines.js'
-import { markGone } from '../../broker/lifecycle.js'
+import { markGone, onConnectionClosed } from '../../broker/lifecycle.js'
 import { isId } from '../../schemas/ids.js'
 import { TOKENS_SERVICE, TokenError, type TokenService } from '../../core/tokens.js'
 import { upsertTokenUser } from '../../core/users.js'
@@ -40,7 +40,9 @@ function verifyToken (tokens: TokenService, info: ConnectInfo): Identity {
   return { userId: claims.sub, deviceId, role: claims.role, name: claims.name, expiresAt: claims.exp * 1000 }
 }
 
-type Closable = { client?: Client }
+// set while the session holds its user's membership entry and an expiry
+const HELD = Symbol('threadline.authHeld')
+type Held = Client & { [HELD]?: boolean }
 
 export const authPlugin: ThreadlinePlugin = {
   name: 'auth',
@@ -53,17 +55,13 @@ export const authPlugin: ThreadlinePlugin = {
       markGone(client, 'token_expired')
       client.close()
     })
-    const release = (client: Client): void => {
-      const identity = identityOf(client)
-      if (identity === null) return
+    onConnectionClosed(ctx.broker, (client) => {
+      if ((client as Held)[HELD] !== true) return
+      ;(client as Held)[HELD] = false
+      const identity = identityOf(client) as Identity
       expiries.delete(client, expiries.slotOf(identity.expiresAt))
       ctx.membership.release(identity.userId)
-    }
-    // one function for every connection, not a closure each: Aedes links the connection
-    // to its client (conn.client), which holds the identity
-    const onClose = function (this: Closable): void {
-      if (this.client !== undefined) release(this.client)
-    }
+    })
     return {
       async authenticate (client, info) {
         // [MQTT-3.1.3-8]: an empty clientId needs clean=true; answered with CONNACK 2
@@ -77,10 +75,13 @@ export const authPlugin: ThreadlinePlugin = {
         await upsertTokenUser(ctx.store, identity.userId, identity.name)
         await ctx.membership.retain(identity.userId)
         setIdentity(client, identity)
-        expiries.add(client, identity.expiresAt)
         // released exactly once: now if the connection is gone already, else when it closes
-        if (client.closed || client.conn.destroyed) release(client)
-        else client.conn.on('close', onClose)
+        if (client.closed || client.conn.destroyed) {
+          ctx.membership.release(identity.userId)
+        } else {
+          ;(client as Held)[HELD] = true
+          expiries.add(client, identity.expiresAt)
+        }
         log.debug({ clientId: client.id, userId: identity.userId }, 'authenticated')
       }
     }

@@ -51,7 +51,8 @@ export interface PresenceBackend {
   /**
    * This node's devices of `userId` are now exactly `devices` (the others' are left as
    * they are). `atMs`: when this view was taken, the departure time of the node's last
-   * device of the user when `devices` is empty.
+   * device of the user when `devices` is empty. The backend may keep `devices` as it is:
+   * the caller hands it over and never changes it.
    */
   sync(userId: string, devices: readonly DeviceView[], atMs: number): Promise<SyncResult>
   /** Ends `userId`'s grace period if it is due at `nowMs`. */
@@ -76,8 +77,8 @@ export interface PresenceBackend {
 }
 
 interface UserRecord {
-  /** conn → away */
-  readonly devices: Map<string, boolean>
+  /** every node's devices of the user: on a single node the array sync() was given (no copy, no Map per user) */
+  devices: readonly DeviceView[]
   state: Exclude<PresenceState, 'offline'> | null
   goneAtMs: number | null
 }
@@ -114,11 +115,12 @@ export class MemoryBackend implements PresenceBackend {
     const node = this.#opts.nodeId
     let rec = w.users.get(userId)
     if (rec === undefined) {
-      rec = { devices: new Map(), state: null, goneAtMs: null }
+      rec = { devices, state: null, goneAtMs: null }
       w.users.set(userId, rec)
+    } else {
+      const others = rec.devices.filter(d => nodeOf(d.conn) !== node)
+      rec.devices = others.length === 0 ? devices : [...others, ...devices]
     }
-    for (const conn of [...rec.devices.keys()]) if (nodeOf(conn) === node) rec.devices.delete(conn)
-    for (const d of devices) rec.devices.set(d.conn, d.away)
     let mine = w.nodeUsers.get(node)
     if (devices.length > 0) {
       if (mine === undefined) w.nodeUsers.set(node, (mine = new Set()))
@@ -165,7 +167,7 @@ export class MemoryBackend implements PresenceBackend {
         users.delete(userId)
         const rec = w.users.get(userId)
         if (rec === undefined) continue
-        for (const conn of [...rec.devices.keys()]) if (nodeOf(conn) === node) rec.devices.delete(conn)
+        rec.devices = rec.devices.filter(d => nodeOf(d.conn) !== node)
         const r = this.#recompute(userId, rec, beat, 0, nowMs)
         if (r.transition !== null) out.push(r.transition)
       }
@@ -200,7 +202,7 @@ export class MemoryBackend implements PresenceBackend {
   }
 
   async connected (userIds: readonly string[]): Promise<Set<string>> {
-    return new Set(userIds.filter(id => (this.#world.users.get(id)?.devices.size ?? 0) > 0))
+    return new Set(userIds.filter(id => (this.#world.users.get(id)?.devices.length ?? 0) > 0))
   }
 
   async leave (): Promise<void> {
@@ -214,10 +216,10 @@ export class MemoryBackend implements PresenceBackend {
 
   #recompute (userId: string, rec: UserRecord, atMs: number, graceMs: number, nowMs: number): SyncResult {
     const w = this.#world
-    if (rec.devices.size > 0) {
+    if (rec.devices.length > 0) {
       w.pending.delete(userId)
       rec.goneAtMs = null
-      const next = [...rec.devices.values()].some(away => !away) ? 'online' : 'away'
+      const next = rec.devices.some(d => !d.away) ? 'online' : 'away'
       if (rec.state === next) return { transition: null, pendingUntilMs: null }
       rec.state = next
       return { transition: this.#changed({ userId, state: next }, nowMs), pendingUntilMs: null }
@@ -241,7 +243,7 @@ export class MemoryBackend implements PresenceBackend {
     const w = this.#world
     w.pending.delete(userId)
     const rec = w.users.get(userId)
-    if (rec === undefined || rec.devices.size > 0) return null
+    if (rec === undefined || rec.devices.length > 0) return null
     w.users.delete(userId)
     return this.#changed({ userId, state: 'offline', lastSeenMs: rec.goneAtMs ?? nowMs }, nowMs)
   }

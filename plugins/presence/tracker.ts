@@ -258,8 +258,11 @@ export class PresenceTracker {
     entry.syncing = true
     const now = Date.now()
     entry.lastSyncAt = now
-    const view: DeviceView[] = []
-    for (let d = entry.first; d !== null; d = d.next) view.push({ conn: d.conn, away: d.away })
+    // sized up front: the memory backend keeps this array for as long as the view stands,
+    // and one grown by push() has room for 17
+    const view = new Array<DeviceView>(entry.count)
+    let i = 0
+    for (let d = entry.first; d !== null; d = d.next) view[i++] = { conn: d.conn, away: d.away }
     const at = view.length > 0 ? now : entry.goneAtMs
     const done = this.#backend.sync(entry.userId, view, at).then((r) => {
       entry.failed = false
