@@ -46,6 +46,8 @@ interface UserEntry {
 
 /** What a tracker's devices share (one per tracker, not a closure per device). */
 interface DeviceHub {
+  /** `<nodeId>/`: a device's conn is this and its number */
+  readonly connPrefix: string
   readonly idleMs: number
   /** devices not idle, due when their idle time may have run out */
   readonly idle: Deadlines<Device>
@@ -57,20 +59,28 @@ interface DeviceHub {
  * these, and "heard" is a field stamp on every PUBLISH, looked at only when the device's
  * idle slot comes up (Deadlines: one timer for all of them).
  */
-class Device implements PresenceDevice {
+class Device implements PresenceDevice, DeviceView {
   said: DeviceState = 'active'
   idle = false
   ended = false
+  /**
+   * Whether it was away at the last sync: the backend is handed the devices themselves as
+   * their views (DeviceView), and this changes only when a sync takes a new view.
+   */
+  away = false
   lastHeard = Date.now()
   /** its slot in hub.idle while not idle */
   slot: number
   next: Device | null = null
 
-  constructor (readonly hub: DeviceHub, readonly entry: UserEntry, readonly conn: string) {
+  constructor (readonly hub: DeviceHub, readonly entry: UserEntry, readonly no: number) {
     this.slot = hub.idle.add(this, this.lastHeard + hub.idleMs)
   }
 
-  get away (): boolean { return this.said === 'away' || this.idle }
+  /** `<nodeId>/<n>`, made when a sync asks (kept, it would be ~100 B of strings per device) */
+  get conn (): string { return this.hub.connPrefix + String(this.no) }
+
+  get awayNow (): boolean { return this.said === 'away' || this.idle }
 
   heard (): void {
     this.lastHeard = Date.now()
@@ -143,6 +153,7 @@ export class PresenceTracker {
     this.#publish = publish
     this.#log = log
     this.#hub = {
+      connPrefix: `${opts.nodeId}/`,
       idleMs: opts.idleMs,
       idle: new Deadlines<Device>(idleResolutionMs(opts.idleMs), (device, nowMs) => device.checkIdle(nowMs)),
       changed: (entry, urgent) => this.#changed(entry, urgent)
@@ -160,7 +171,7 @@ export class PresenceTracker {
       entry = { userId, first: null, count: 0, goneAtMs: 0, dirty: false, urgent: false, syncing: false, failed: false, lastSyncAt: 0, timer: null }
       this.#users.set(userId, entry)
     }
-    const device = new Device(this.#hub, entry, `${this.#opts.nodeId}/${++this.#conns}`)
+    const device = new Device(this.#hub, entry, ++this.#conns)
     device.next = entry.first
     entry.first = device
     entry.count++
@@ -262,7 +273,10 @@ export class PresenceTracker {
     // and one grown by push() has room for 17
     const view = new Array<DeviceView>(entry.count)
     let i = 0
-    for (let d = entry.first; d !== null; d = d.next) view[i++] = { conn: d.conn, away: d.away }
+    for (let d = entry.first; d !== null; d = d.next) {
+      d.away = d.awayNow
+      view[i++] = d
+    }
     const at = view.length > 0 ? now : entry.goneAtMs
     const done = this.#backend.sync(entry.userId, view, at).then((r) => {
       entry.failed = false
