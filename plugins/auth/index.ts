@@ -3,7 +3,7 @@
 import type { Client } from 'aedes'
 import type { ThreadlinePlugin, PluginContext, ConnectInfo } from '../../broker/plugin.js'
 import { ConnectRefusal } from '../../broker/plugin.js'
-import { identityOf, setIdentity, type Identity } from '../../broker/identity.js'
+import { identityOf, setIdentity, type Identity, type Role } from '../../broker/identity.js'
 import { Deadlines } from '../../broker/deadlines.js'
 import { markGone, onConnectionClosed } from '../../broker/lifecycle.js'
 import { isId } from '../../schemas/ids.js'
@@ -37,7 +37,20 @@ function verifyToken (tokens: TokenService, info: ConnectInfo): Identity {
   if (colon < 0 || owner !== claims.sub || !isId(deviceId)) {
     throw new ConnectRefusal(5, 'clientId must be <sub>:<deviceId>, deviceId 1–64 chars of [A-Za-z0-9_.-]')
   }
-  return { userId: claims.sub, deviceId, role: claims.role, name: claims.name, expiresAt: claims.exp * 1000 }
+  return new TokenIdentity(claims.sub, info.clientId, claims.role, claims.name, claims.exp)
+}
+
+/**
+ * A session keeps its identity for as long as it is connected: what can be derived is
+ * derived when asked (the clientId is kept by the client anyway; `exp` in seconds is a
+ * small integer where the expiry in ms would be a boxed double).
+ */
+class TokenIdentity implements Identity {
+  constructor (readonly userId: string, private readonly clientId: string, readonly role: Role, readonly name: string | null, private readonly exp: number) {}
+
+  get deviceId (): string { return this.clientId.slice(this.clientId.indexOf(':') + 1) }
+
+  get expiresAt (): number { return this.exp * 1000 }
 }
 
 // set while the session holds its user's membership entry and an expiry

@@ -90,8 +90,6 @@ export class MemoryWorld {
   readonly pending = new Map<string, number>()
   /** node → last heartbeat */
   readonly nodes = new Map<string, number>()
-  /** node → users with a device there */
-  readonly nodeUsers = new Map<string, Set<string>>()
   /** nodes that were taken for dead while they may still run */
   readonly reaped = new Set<string>()
   /** user → the change not confirmed published yet, and when it was written or claimed */
@@ -100,6 +98,15 @@ export class MemoryWorld {
 }
 
 const nodeOf = (conn: string): string => conn.slice(0, conn.lastIndexOf('/'))
+
+/**
+ * The users with a device on `node`, found by a walk over all of them rather than kept in
+ * an index per node: it is asked only when a node dies or leaves, and an index would cost
+ * every connected user an entry.
+ */
+function usersOn (w: MemoryWorld, node: string): Array<[string, UserRecord]> {
+  return [...w.users].filter(([, rec]) => rec.devices.some(d => nodeOf(d.conn) === node))
+}
 
 export class MemoryBackend implements PresenceBackend {
   readonly #world: MemoryWorld
@@ -121,14 +128,7 @@ export class MemoryBackend implements PresenceBackend {
       const others = rec.devices.filter(d => nodeOf(d.conn) !== node)
       rec.devices = others.length === 0 ? devices : [...others, ...devices]
     }
-    let mine = w.nodeUsers.get(node)
-    if (devices.length > 0) {
-      if (mine === undefined) w.nodeUsers.set(node, (mine = new Set()))
-      mine.add(userId)
-      if (!w.nodes.has(node)) w.nodes.set(node, atMs)
-    } else {
-      mine?.delete(userId)
-    }
+    if (devices.length > 0 && !w.nodes.has(node)) w.nodes.set(node, atMs)
     return this.#recompute(userId, rec, atMs, this.#opts.graceMs, Date.now())
   }
 
@@ -161,17 +161,12 @@ export class MemoryBackend implements PresenceBackend {
     for (const [node, beat] of [...w.nodes]) {
       if (node === this.#opts.nodeId || beat >= nowMs - this.#opts.deadAfterMs) continue
       w.reaped.add(node)
-      const users = w.nodeUsers.get(node) ?? new Set<string>()
-      for (const userId of [...users]) {
+      for (const [userId, rec] of usersOn(w, node)) {
         if (budget-- <= 0) return out
-        users.delete(userId)
-        const rec = w.users.get(userId)
-        if (rec === undefined) continue
         rec.devices = rec.devices.filter(d => nodeOf(d.conn) !== node)
         const r = this.#recompute(userId, rec, beat, 0, nowMs)
         if (r.transition !== null) out.push(r.transition)
       }
-      w.nodeUsers.delete(node)
       w.nodes.delete(node)
     }
     return out
@@ -207,8 +202,7 @@ export class MemoryBackend implements PresenceBackend {
 
   async leave (): Promise<void> {
     const node = this.#opts.nodeId
-    if ((this.#world.nodeUsers.get(node)?.size ?? 0) > 0) return // left for the others to reap
-    this.#world.nodeUsers.delete(node)
+    if (usersOn(this.#world, node).length > 0) return // left for the others to reap
     this.#world.nodes.delete(node)
   }
 

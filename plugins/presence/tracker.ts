@@ -54,6 +54,11 @@ interface DeviceHub {
   changed(entry: UserEntry, urgent: boolean): void
 }
 
+/** Device.slot of a device nothing was heard from for idleMs */
+const IDLE = -1
+/** Device.slot of a device that went */
+const ENDED = -2
+
 /**
  * One connected device. A class, not a closure per method: an idle session keeps one of
  * these, and "heard" is a field stamp on every PUBLISH, looked at only when the device's
@@ -61,15 +66,13 @@ interface DeviceHub {
  */
 class Device implements PresenceDevice, DeviceView {
   said: DeviceState = 'active'
-  idle = false
-  ended = false
   /**
    * Whether it was away at the last sync: the backend is handed the devices themselves as
    * their views (DeviceView), and this changes only when a sync takes a new view.
    */
   away = false
   lastHeard = Date.now()
-  /** its slot in hub.idle while not idle */
+  /** its slot in hub.idle while it waits there; else IDLE or ENDED (one field for the three states) */
   slot: number
   next: Device | null = null
 
@@ -80,27 +83,26 @@ class Device implements PresenceDevice, DeviceView {
   /** `<nodeId>/<n>`, made when a sync asks (kept, it would be ~100 B of strings per device) */
   get conn (): string { return this.hub.connPrefix + String(this.no) }
 
-  get awayNow (): boolean { return this.said === 'away' || this.idle }
+  get awayNow (): boolean { return this.said === 'away' || this.slot === IDLE }
 
   heard (): void {
     this.lastHeard = Date.now()
-    if (!this.idle || this.ended) return
-    this.idle = false
+    if (this.slot !== IDLE) return // waiting in hub.idle already, or ended
     this.slot = this.hub.idle.add(this, this.lastHeard + this.hub.idleMs)
     if (this.said === 'active') this.hub.changed(this.entry, false)
   }
 
   setState (state: DeviceState): void {
     this.heard()
-    if (state === this.said || this.ended) return
+    if (state === this.said || this.slot === ENDED) return
     this.said = state
-    if (!this.idle) this.hub.changed(this.entry, false)
+    if (this.slot !== IDLE) this.hub.changed(this.entry, false)
   }
 
   end (): void {
-    if (this.ended) return
-    this.ended = true
-    if (!this.idle) this.hub.idle.delete(this, this.slot)
+    if (this.slot === ENDED) return
+    if (this.slot !== IDLE) this.hub.idle.delete(this, this.slot)
+    this.slot = ENDED
     const entry = this.entry
     if (entry.first === this) entry.first = this.next
     else for (let d = entry.first; d !== null; d = d.next) if (d.next === this) { d.next = this.next; break }
@@ -116,7 +118,7 @@ class Device implements PresenceDevice, DeviceView {
       this.slot = this.hub.idle.add(this, this.lastHeard + this.hub.idleMs)
       return
     }
-    this.idle = true
+    this.slot = IDLE
     if (this.said === 'active') this.hub.changed(this.entry, false)
   }
 }
