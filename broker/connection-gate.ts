@@ -6,6 +6,7 @@ import type { Aedes, Client } from 'aedes'
 import type { Telemetry } from '../core/telemetry.js'
 import { clientAddressOf } from './client-address.js'
 import type { Logger } from './logger.js'
+import { onConnectionClosed } from './lifecycle.js'
 
 export interface GateOptions {
   /** THREADLINE_MAX_CONNECTIONS */
@@ -15,6 +16,9 @@ export interface GateOptions {
 }
 
 type Refusal = Error & { returnCode: 2 | 3 }
+
+const COUNTED = Symbol('threadline.counted')
+type Counted = Client & { [COUNTED]?: boolean }
 
 /** The message of Aedes' own connect timer (lib/client.js); test/connections/connect-timeout checks it still is. */
 const CONNECT_TIMEOUT_MESSAGE = 'connect did not arrive in time'
@@ -33,6 +37,11 @@ export class ConnectionGate {
    * registry.start): preConnect to see the keepalive, authenticate to refuse.
    */
   install (broker: Aedes): void {
+    onConnectionClosed(broker, (client) => {
+      if ((client as Counted)[COUNTED] !== true) return
+      ;(client as Counted)[COUNTED] = false
+      this.#open--
+    })
     const preConnect = broker.preConnect
     broker.preConnect = (client, packet, callback) => {
       this.#keepalives.set(client, packet.keepalive ?? 0)
@@ -42,15 +51,11 @@ export class ConnectionGate {
     broker.authenticate = (client, username, password, callback) => {
       const refusal = this.#check(client)
       if (refusal !== null) return callback(refusal, false)
-      this.#open++
-      let counted = true
-      const release = (): void => {
-        if (!counted) return
-        counted = false
-        this.#open--
+      // counted until the connection closes
+      if (!client.conn.destroyed) {
+        this.#open++
+        ;(client as Counted)[COUNTED] = true
       }
-      if (client.conn.destroyed) release()
-      else client.conn.once('close', release)
       authenticate(client, username, password, callback)
     }
     broker.on('connectionError', (_client, err) => {
@@ -60,6 +65,7 @@ export class ConnectionGate {
 
   #check (client: Client): Refusal | null {
     const keepalive = this.#keepalives.get(client) ?? 0
+    this.#keepalives.delete(client) // read once: no entry for the life of the session
     const max = this.opts.keepaliveMaxS
     // Like Mosquitto's max_keepalive and HiveMQ's max-keep-alive for MQTT 3.1.1 clients
     // (which, unlike MQTT 5, can't be told another keepalive): refused, with the code

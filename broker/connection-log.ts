@@ -13,15 +13,21 @@ const keepaliveOf = (client: Client): number => {
   return ms > 0 ? Math.round((ms - 1) / 1500) : 0
 }
 
+const SINCE = Symbol('threadline.connectedSince')
+type Timed = Client & { [SINCE]?: number }
+
 export function logConnections (broker: Aedes, log: Logger): void {
-  const since = new WeakMap<Client, number>()
   trackLifecycle(broker, {
     ready (client) {
-      since.set(client, performance.now())
+      // below info nothing is written: nothing to keep either (the address lookup caches
+      // the peer's address on the socket for as long as it is open)
+      if (!log.isLevelEnabled('info')) return
+      ;(client as Timed)[SINCE] = performance.now()
       log.info({ clientId: client.id, ip: clientAddressOf(client), clean: client.clean, keepalive: keepaliveOf(client) }, 'client connected')
     },
     gone (client, reason) {
-      const start = since.get(client)
+      if (!log.isLevelEnabled('info')) return
+      const start = (client as Timed)[SINCE]
       const ms = start === undefined ? undefined : Math.round(performance.now() - start)
       log.info({ clientId: client.id, reason, ms }, 'client disconnected')
     }

@@ -26,27 +26,42 @@ export interface LifecycleListeners {
   gone(client: Client, reason: GoneReason): void
 }
 
+const READY = Symbol('threadline.ready')
+type Tracked = Marked & { [READY]?: boolean }
+
+/** every broker's listeners: Aedes' events are subscribed once per broker, whoever listens */
+const tracked = new WeakMap<Aedes, LifecycleListeners[]>()
+
 /**
  * Calls `listeners.gone` once for each client `listeners.ready` was called for, so
  * plugins can count a user's devices without ever going negative.
  */
 export function trackLifecycle (broker: Aedes, listeners: LifecycleListeners): void {
-  const ready = new WeakSet<Client>()
+  const all = tracked.get(broker)
+  if (all !== undefined) {
+    all.push(listeners)
+    return
+  }
+  const every: LifecycleListeners[] = [listeners]
+  tracked.set(broker, every)
   broker.on('clientReady', (client) => {
     // the connection may have ended while its session was being restored
     if ((client as Marked).closed === true) return
-    ready.add(client)
-    listeners.ready(client)
+    // a flag on the client rather than a WeakSet entry: every idle session keeps it
+    ;(client as Tracked)[READY] = true
+    for (const l of every) l.ready(client)
   })
   // clientIds another node has just taken: Aedes' listener for that announcement may
   // have closed the client here synchronously, before the listener below ran
   const takenElsewhere = new Set<string>()
   broker.on('clientDisconnect', (client) => {
-    if (!ready.delete(client)) return
+    if ((client as Tracked)[READY] !== true) return
+    ;(client as Tracked)[READY] = false
     // a microtask later, the takeover announcement's listeners have all run
     queueMicrotask(() => {
       if (takenElsewhere.has(client.id)) markGone(client, 'takeover')
-      listeners.gone(client, reasonOf(broker, client as Marked))
+      const reason = reasonOf(broker, client as Marked)
+      for (const l of every) l.gone(client, reason)
     })
   })
   broker.on('keepaliveTimeout', (client) => { markGone(client, 'keepalive') })
@@ -65,6 +80,31 @@ export function trackLifecycle (broker: Aedes, listeners: LifecycleListeners): v
     }
     cb()
   })
+}
+
+const closeListeners = new WeakMap<Aedes, Array<(client: Client) => void>>()
+
+/**
+ * Calls `fn(client)` when the connection of a client of `broker` closes, whether it got
+ * as far as a session or not: once per connection that Aedes made a client for.
+ */
+export function onConnectionClosed (broker: Aedes, fn: (client: Client) => void): void {
+  const fns = closeListeners.get(broker)
+  if (fns === undefined) closeListeners.set(broker, [fn])
+  else fns.push(fn)
+}
+
+/**
+ * Tells onConnectionClosed's listeners that `conn` closed. listeners.ts calls it from the
+ * one 'close' listener each connection has (on TCP the socket budget's): one shared
+ * function rather than a closure per part that cares, and no third listener next to
+ * Aedes' own, which would grow the connection's listener array (~150 B per connection).
+ */
+export function connectionClosed (conn: object): void {
+  const client = (conn as { client?: Client }).client // Aedes links each connection to its client
+  if (client === undefined) return
+  const fns = closeListeners.get((client as unknown as { broker: Aedes }).broker)
+  if (fns !== undefined) for (const fn of fns) fn(client)
 }
 
 /** Call when `client` is authenticated: an older connection with its clientId on this node is about to be taken over. */

@@ -13,11 +13,12 @@ import { WebSocketServer, createWebSocketStream } from 'ws'
 import { type ProxyTrust, setConnectionAddress } from './client-address.js'
 import { PACKET_OVERHEAD_BYTES } from './config.js'
 import { LogThrottle } from './log-throttle.js'
+import { connectionClosed } from './lifecycle.js'
 import type { Logger } from './logger.js'
 import { ProxyHeaderMissing, readProxyHeader } from './proxy-protocol.js'
 import type { SocketBudget } from './socket-budget.js'
-import { limitPacketSize } from './patches/packet-size.js'
-import { boundWriteBuffer } from './patches/write-buffer.js'
+import { limitPacketSize, type PacketLimits } from './patches/packet-size.js'
+import { boundWriteBuffer, type WriteBufferBound } from './patches/write-buffer.js'
 
 /**
  * Largest packet before the CONNECT is accepted. A CONNECT carries a clientId (≤ 129
@@ -46,11 +47,28 @@ export interface EntryOptions {
 /** Largest MQTT packet (remaining length) of an accepted client: a payload at the limit plus topic and header. */
 export const maxPacketBytes = (limits: ConnectionLimits): number => limits.maxPayloadBytes + PACKET_OVERHEAD_BYTES
 
-function handleConnection (broker: Aedes, conn: Duplex, req: IncomingMessage | undefined, limits: ConnectionLimits, buffered: () => number, log: Logger): void {
-  const client = broker.handle(conn, req)
+/**
+ * What every connection of one listener shares: the packet limits and the write bound,
+ * made once so that a connection keeps no closures of its own (an idle session would
+ * hold them for its whole life).
+ */
+interface ConnectionBounds<C> {
+  packets: PacketLimits
+  writes: WriteBufferBound<C>
+}
+
+function boundsFor<C extends Duplex> (limits: ConnectionLimits, buffered: (conn: C) => number, log: Logger): ConnectionBounds<C> {
   const packetBytes = maxPacketBytes(limits)
-  limitPacketSize(client, { packetBytes, beforeConnectBytes: Math.min(BEFORE_CONNECT_PACKET_BYTES, packetBytes) })
-  boundWriteBuffer(client, { maxBytes: limits.clientBufferBytes, buffered, destroy: (err) => conn.destroy(err), log })
+  return {
+    packets: { packetBytes, beforeConnectBytes: Math.min(BEFORE_CONNECT_PACKET_BYTES, packetBytes) },
+    writes: { maxBytes: limits.clientBufferBytes, buffered, destroy: (conn, err) => conn.destroy(err), log }
+  }
+}
+
+function handleConnection<C extends Duplex> (broker: Aedes, conn: C, req: IncomingMessage | undefined, bounds: ConnectionBounds<C>): void {
+  const client = broker.handle(conn, req)
+  limitPacketSize(client, bounds.packets)
+  boundWriteBuffer(client, bounds.writes)
 }
 
 export async function listenTcp (broker: Aedes, port: number, host: string, limits: ConnectionLimits, entry: EntryOptions, log: Logger): Promise<net.Server> {
@@ -62,13 +80,13 @@ export async function listenTcp (broker: Aedes, port: number, host: string, limi
     if (refused === null) return
     log.info({ part: 'connections', reason: 'proxy_header_missing', peer, refused }, 'connection refused: a trusted peer (THREADLINE_TRUST_PROXY) sent no PROXY header; have it send one on every MQTT connection (HAProxy: send-proxy-v2) or stop trusting it')
   }
+  const bounds = boundsFor<net.Socket>(limits, socket => socket.writableLength, log)
   const server = net.createServer((socket) => {
     if (!entry.budget.admit(socket)) return
-    const handle = (): void => handleConnection(broker, socket, undefined, limits, () => socket.writableLength, log)
-    if (!entry.trust.trusts(socket.remoteAddress)) return handle()
+    if (!entry.trust.trusts(socket.remoteAddress)) return handleConnection(broker, socket, undefined, bounds)
     readProxyHeader(socket, entry.connectTimeoutMs).then((address) => {
       if (address !== null) setConnectionAddress(socket, address)
-      handle()
+      handleConnection(broker, socket, undefined, bounds)
     }, (err: Error) => {
       if (err instanceof ProxyHeaderMissing) refuseHeaderless(socket.remoteAddress)
       else log.debug({ err: err.message, peer: socket.remoteAddress }, 'connection error')
@@ -102,6 +120,8 @@ export function attachWebSocket (broker: Aedes, http: HttpServer, limits: Connec
     maxPayload: maxPacketBytes(limits) + 5,
     handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false)
   })
+  // the stream holds what ws has not taken yet; ws holds what its socket has not sent
+  const bounds = boundsFor<WsStream>(limits, stream => stream.writableLength + (stream[WEBSOCKET]?.bufferedAmount ?? 0), log)
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0]
     if (path !== '/mqtt') return refuse(socket, '404 Not Found')
@@ -111,11 +131,20 @@ export function attachWebSocket (broker: Aedes, http: HttpServer, limits: Connec
       stream.on('error', (err) => log.debug({ err }, 'websocket stream error'))
       const address = entry.trust.forwardedAddress(req)
       if (address !== undefined) setConnectionAddress(stream, address)
-      // the stream holds what ws has not taken yet; ws holds what its socket has not sent
-      handleConnection(broker, stream, req, limits, () => stream.writableLength + ws.bufferedAmount, log)
+      // the budget's listener is on the socket under the WebSocket: the MQTT connection is the stream
+      stream.on('close', streamClosed)
+      ;(stream as WsStream)[WEBSOCKET] = ws
+      handleConnection(broker, stream as WsStream, req, bounds)
     })
   })
   return { stopAccepting: () => { accepting = false } }
+}
+
+const WEBSOCKET = Symbol('threadline.websocket')
+type WsStream = Duplex & { [WEBSOCKET]?: { readonly bufferedAmount: number } }
+
+function streamClosed (this: Duplex): void {
+  connectionClosed(this)
 }
 
 function refuse (socket: Duplex, status: string): void {

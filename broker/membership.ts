@@ -36,7 +36,8 @@ export const MEMBERSHIP_TOPIC = '$threadline/membership'
 /** how long to wait before trying a failed resync again (the store may be down too) */
 const RESYNC_RETRY_MS = 1000
 
-interface Entry { convs: Set<string>, refs: number }
+/** `convs` null: none (a user in no conversation keeps no Set) */
+const NO_CONVS: ReadonlySet<string> = new Set()
 
 interface Emitter {
   on(topic: string, fn: (packet: { payload: Buffer | string }, cb: () => void) => void): void
@@ -57,7 +58,10 @@ function subscriberOf (emitter: Emitter): Subscriber | null {
 }
 
 export class MembershipCache {
-  readonly #users = new Map<string, Entry>()
+  /** user → this node's devices of the user (connected users only) */
+  readonly #refs = new Map<string, number>()
+  /** user → conversations, for connected users in at least one (a user in none costs one entry of #refs) */
+  readonly #convs = new Map<string, Set<string>>()
   /** users whose conversations are being loaded → changes seen meanwhile */
   readonly #loading = new Map<string, number>()
   readonly #store: Queryable
@@ -125,9 +129,9 @@ export class MembershipCache {
 
   /** Loads (or shares) the conversations of a user whose device just connected. */
   async retain (userId: string): Promise<void> {
-    const entry = this.#users.get(userId)
-    if (entry) {
-      entry.refs++
+    const refs = this.#refs.get(userId)
+    if (refs !== undefined) {
+      this.#refs.set(userId, refs + 1)
       return
     }
     // A change may land while the query runs; then the result may be stale: ask again.
@@ -136,13 +140,14 @@ export class MembershipCache {
         const before = this.#loading.get(userId) ?? 0
         this.#loading.set(userId, before)
         const rows = await this.#store.query<{ conv_id: string }>('SELECT conv_id FROM members WHERE user_id = $1', [userId])
-        const raced = this.#users.get(userId)
-        if (raced) { // another device of the same user loaded it meanwhile
-          raced.refs++
+        const raced = this.#refs.get(userId)
+        if (raced !== undefined) { // another device of the same user loaded it meanwhile
+          this.#refs.set(userId, raced + 1)
           return
         }
         if (this.#loading.get(userId) === before || attempt >= 5) {
-          this.#users.set(userId, { convs: new Set(rows.map(r => r.conv_id)), refs: 1 })
+          this.#refs.set(userId, 1)
+          if (rows.length > 0) this.#convs.set(userId, new Set(rows.map(r => r.conv_id)))
           return
         }
       }
@@ -152,9 +157,14 @@ export class MembershipCache {
   }
 
   release (userId: string): void {
-    const entry = this.#users.get(userId)
-    if (!entry) return
-    if (--entry.refs <= 0) this.#users.delete(userId)
+    const refs = this.#refs.get(userId)
+    if (refs === undefined) return
+    if (refs > 1) {
+      this.#refs.set(userId, refs - 1)
+      return
+    }
+    this.#refs.delete(userId)
+    this.#convs.delete(userId)
   }
 
   /**
@@ -164,7 +174,8 @@ export class MembershipCache {
    */
   convsOf (userId: string): ReadonlySet<string> | undefined {
     if (this.#stale) return undefined
-    return this.#users.get(userId)?.convs
+    if (!this.#refs.has(userId)) return undefined
+    return this.#convs.get(userId) ?? NO_CONVS
   }
 
   /**
@@ -248,8 +259,16 @@ export class MembershipCache {
       const seen = this.#loading.get(userId)
       if (seen !== undefined) this.#loading.set(userId, seen + 1)
     }
-    for (const userId of change.added) this.#users.get(userId)?.convs.add(change.conv_id)
-    for (const userId of change.removed) this.#users.get(userId)?.convs.delete(change.conv_id)
+    for (const userId of change.added) {
+      if (!this.#refs.has(userId)) continue
+      const convs = this.#convs.get(userId)
+      if (convs !== undefined) convs.add(change.conv_id)
+      else this.#convs.set(userId, new Set([change.conv_id]))
+    }
+    for (const userId of change.removed) {
+      const convs = this.#convs.get(userId)
+      if (convs?.delete(change.conv_id) === true && convs.size === 0) this.#convs.delete(userId)
+    }
     // a forced apply replays a change the listeners already heard
     if (force) return
     for (const listener of this.#changeListeners) {
@@ -287,14 +306,16 @@ export class MembershipCache {
     const late: MembershipChange[] = []
     this.#duringReload.add(late)
     try {
-      const users = [...this.#users.keys()]
+      const users = [...this.#refs.keys()]
       const rows = await this.#store.query<{ user_id: string, conv_id: string }>(
         'SELECT user_id, conv_id::text AS conv_id FROM members WHERE user_id = ANY($1::text[])', [users])
       const fresh = new Map(users.map(u => [u, new Set<string>()]))
       for (const r of rows) fresh.get(r.user_id)?.add(r.conv_id)
       for (const [userId, convs] of fresh) {
-        const entry = this.#users.get(userId)
-        if (entry) entry.convs = convs
+        // a user released while the query ran is not cached again
+        if (!this.#refs.has(userId)) continue
+        if (convs.size > 0) this.#convs.set(userId, convs)
+        else this.#convs.delete(userId)
       }
       this.#duringReload.delete(late)
       // what arrived while the query ran may be newer than what it read

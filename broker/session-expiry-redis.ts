@@ -64,8 +64,11 @@ interface IdleCommands {
 
 export class RedisIdleIndex implements IdleIndex {
   readonly #redis: Redis & IdleCommands
+  readonly #nodeId: string
 
-  constructor (redis: Redis) {
+  /** `nodeId`: this node (the broker id); a connection is named `<nodeId>:<n>` in Redis */
+  constructor (redis: Redis, nodeId: string) {
+    this.#nodeId = nodeId
     redis.defineCommand('threadlineSessionConnected', { numberOfKeys: 2, lua: CONNECTED })
     redis.defineCommand('threadlineSessionDisconnected', { numberOfKeys: 2, lua: DISCONNECTED })
     redis.defineCommand('threadlineClaimIdle', { numberOfKeys: 1, lua: CLAIM })
@@ -74,12 +77,12 @@ export class RedisIdleIndex implements IdleIndex {
     this.#redis = redis as Redis & IdleCommands
   }
 
-  async connected (clientId: string, conn: string): Promise<void> {
-    await this.#redis.threadlineSessionConnected(REDIS_OWNER_KEY, REDIS_IDLE_KEY, clientId, conn)
+  async connected (clientId: string, conn: number): Promise<void> {
+    await this.#redis.threadlineSessionConnected(REDIS_OWNER_KEY, REDIS_IDLE_KEY, clientId, `${this.#nodeId}:${conn}`)
   }
 
-  async disconnected (clientId: string, conn: string, atMs: number): Promise<void> {
-    await this.#redis.threadlineSessionDisconnected(REDIS_OWNER_KEY, REDIS_IDLE_KEY, clientId, conn, atMs)
+  async disconnected (clientId: string, conn: number, atMs: number): Promise<void> {
+    await this.#redis.threadlineSessionDisconnected(REDIS_OWNER_KEY, REDIS_IDLE_KEY, clientId, `${this.#nodeId}:${conn}`, atMs)
   }
 
   async forget (clientId: string): Promise<void> {

@@ -13,9 +13,12 @@ import type { Aedes, Client } from 'aedes'
 import type { Logger } from './logger.js'
 
 export interface IdleIndex {
-  /** `conn` names the connection, so that a late disconnect of a connection taken over elsewhere is ignored */
-  connected(clientId: string, conn: string): Promise<void>
-  disconnected(clientId: string, conn: string, atMs: number): Promise<void>
+  /**
+   * `conn` numbers the connection on this node (a shared index names it with the node's
+   * id), so that a late disconnect of a connection taken over elsewhere is ignored.
+   */
+  connected(clientId: string, conn: number): Promise<void>
+  disconnected(clientId: string, conn: number, atMs: number): Promise<void>
   /** A clean=true CONNECT ended the session: nothing left to expire. */
   forget(clientId: string): Promise<void>
   /** How many sessions the index holds as disconnected (with Redis: the cluster's). */
@@ -31,14 +34,14 @@ export interface IdleIndex {
 export class MemoryIdleIndex implements IdleIndex {
   // insertion order is disconnect order: a sweep stops at the first one still young
   readonly #since = new Map<string, number>()
-  readonly #owner = new Map<string, string>()
+  readonly #owner = new Map<string, number>()
 
-  async connected (clientId: string, conn: string): Promise<void> {
+  async connected (clientId: string, conn: number): Promise<void> {
     this.#owner.set(clientId, conn)
     this.#since.delete(clientId)
   }
 
-  async disconnected (clientId: string, conn: string, atMs: number): Promise<void> {
+  async disconnected (clientId: string, conn: number, atMs: number): Promise<void> {
     const owner = this.#owner.get(clientId)
     if (owner !== undefined && owner !== conn) return
     this.#owner.delete(clientId)
@@ -74,8 +77,12 @@ const STOP_WAIT_MS = 5_000
  * Watches a broker's persistent clients and removes sessions idle past `expiryS`.
  * Emits `sessionExpired` (clientId) on the broker for each removed session.
  */
+// a persistent client's connection number, as a property rather than a WeakMap entry:
+// every idle session keeps it
+const CONN = Symbol('threadline.sessionConn')
+type Numbered = Client & { [CONN]?: number }
+
 export class SessionExpiry {
-  readonly #conns = new WeakMap<Client, string>()
   #connCount = 0
   #timer: NodeJS.Timeout | null = null
   #intervalMs = SWEEP_MAX_INTERVAL_MS
@@ -98,12 +105,12 @@ export class SessionExpiry {
         this.#record(this.index.forget(client.id), 'clean connect', client.id)
         return
       }
-      const conn = `${this.broker.id}:${++this.#connCount}`
-      this.#conns.set(client, conn)
+      const conn = ++this.#connCount
+      ;(client as Numbered)[CONN] = conn
       this.#record(this.index.connected(client.id, conn), 'connect', client.id)
     })
     this.broker.on('clientDisconnect', (client) => {
-      const conn = this.#conns.get(client)
+      const conn = (client as Numbered)[CONN]
       if (conn === undefined) return // a clean session, or one that never finished connecting
       this.#record(this.index.disconnected(client.id, conn, Date.now()), 'disconnect', client.id)
     })
@@ -148,7 +155,7 @@ export class SessionExpiry {
       const wasAlive = await this.index.alive(this.broker.id, this.#intervalMs * 3)
       if (!wasAlive && !first) {
         for (const client of Object.values((this.broker as unknown as { clients: Record<string, Client> }).clients)) {
-          const conn = this.#conns.get(client)
+          const conn = (client as Numbered)[CONN]
           if (conn !== undefined) this.#record(this.index.connected(client.id, conn), 'connect', client.id)
         }
       }

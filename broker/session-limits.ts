@@ -50,7 +50,7 @@ export function limitRedisSessions (broker: Aedes, persistence: object, conn: Re
   const store = persistence as SessionStore
   const queues = new RedisQueues(conn, REDIS_IDLE_KEY)
   const counters = capRedisQueues(persistence, queues, limits.offlineQueueMax, log, telemetry)
-  const expiry = new SessionExpiry(broker, new RedisIdleIndex(conn), async (clientId) => {
+  const expiry = new SessionExpiry(broker, new RedisIdleIndex(conn, broker.id), async (clientId) => {
     // before: the library DELs the queue list with the last subscription without releasing
     // the packets it points at (their keys would stay in Redis for good)
     await queues.drain(clientId)

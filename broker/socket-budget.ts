@@ -6,13 +6,22 @@
 import type { Socket } from 'node:net'
 import type { Telemetry } from '../core/telemetry.js'
 import { LogThrottle } from './log-throttle.js'
+import { connectionClosed } from './lifecycle.js'
 import type { Logger } from './logger.js'
 
 export class SocketBudget {
   #open = 0
   readonly #warnings = new LogThrottle()
+  /** every socket's 'close' listener: the count, and the MQTT client on it if any (lifecycle.ts) */
+  readonly #closed: (this: Socket) => void
 
-  constructor (readonly max: number, private readonly telemetry: Telemetry, private readonly log: Logger) {}
+  constructor (readonly max: number, private readonly telemetry: Telemetry, private readonly log: Logger) {
+    const budget = this
+    this.#closed = function (this: Socket): void {
+      budget.#open--
+      connectionClosed(this)
+    }
+  }
 
   get open (): number { return this.#open }
 
@@ -24,7 +33,8 @@ export class SocketBudget {
       return false
     }
     this.#open++
-    socket.once('close', () => { this.#open-- })
+    // 'close' comes once: one shared listener, not a closure and a once-wrapper per socket
+    socket.on('close', this.#closed)
     return true
   }
 

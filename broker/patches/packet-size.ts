@@ -14,6 +14,8 @@ interface LengthParser {
   _list: { length: number, consume(bytes: number): unknown }
   _parseLength(): boolean
   _emitError(err: Error): unknown
+  /** the Aedes client the parser reads for (aedes/lib/client.js sets it) */
+  client?: ParsingClient
 }
 
 /** The parts of an Aedes client the check relies on. */
@@ -37,17 +39,29 @@ export class PacketTooLarge extends Error {
   }
 }
 
-/** Closes a connection as soon as a fixed header announces a packet over the limit. */
+/** one check per limits object, shared by every parser given it: no closure per connection */
+const checks = new WeakMap<PacketLimits, (this: LengthParser) => boolean>()
+
+/**
+ * Closes a connection as soon as a fixed header announces a packet over the limit. Pass
+ * the same `limits` object for every connection of a listener: the check made for it is
+ * shared by them all.
+ */
 export function limitPacketSize (client: unknown, limits: PacketLimits): void {
   const c = client as ParsingClient
   const parser = c._parser
-  if (typeof parser?._parseLength !== 'function' || typeof parser._emitError !== 'function' || parser._list === undefined) {
+  if (typeof parser?._parseLength !== 'function' || typeof parser._emitError !== 'function' || parser._list === undefined || parser.client !== c) {
     throw new Error('mqtt-packet Parser internals changed: broker/patches/packet-size.ts needs an update')
   }
-  const parseLength = parser._parseLength
-  parser._parseLength = function checkedParseLength (this: LengthParser): boolean {
+  let check = checks.get(limits)
+  if (check === undefined) checks.set(limits, check = checkFor(limits, parser._parseLength))
+  parser._parseLength = check
+}
+
+function checkFor (limits: PacketLimits, parseLength: () => boolean): (this: LengthParser) => boolean {
+  return function checkedParseLength (this: LengthParser): boolean {
     if (!parseLength.call(this)) return false
-    const limit = c._authorized === true ? limits.packetBytes : limits.beforeConnectBytes
+    const limit = this.client?._authorized === true ? limits.packetBytes : limits.beforeConnectBytes
     if (this.packet.length <= limit) return true
     // drop what was read so far: the client closes the connection on the parser's error
     this._list.consume(this._list.length)

@@ -13,10 +13,15 @@
 import { Readable } from 'node:stream'
 import type { Logger } from '../logger.js'
 
+const ENDED = Symbol('threadline.slowClient')
+
 /** The parts of an Aedes client the bound relies on. */
-interface DrainingClient {
+interface DrainingClient<C> {
   id: string | null
+  conn: C
   waitForDrain(done: (err: Error | null, client: unknown) => void): void
+  /** set once the bound ended the connection */
+  [ENDED]?: SlowClient
 }
 
 export class SlowClient extends Error {
@@ -26,31 +31,42 @@ export class SlowClient extends Error {
   }
 }
 
-export interface WriteBufferBound {
+/** One per listener, shared by its connections (`conn`: the stream Aedes reads and writes). */
+export interface WriteBufferBound<C = never> {
   maxBytes: number
   /** bytes written to the client's connection that have not reached the kernel yet */
-  buffered(): number
+  buffered(conn: C): number
   /** ends the connection; Aedes closes the client on the stream's error */
-  destroy(err: Error): void
+  destroy(conn: C, err: Error): void
   log: Logger
 }
 
+/** one wait per bound, shared by every client given it: no closures per connection */
+const waits = new WeakMap<object, (done: (err: Error | null, client: unknown) => void) => void>()
+
 /** Replaces the client's wait for 'drain' by a bound on the bytes waiting for it. */
-export function boundWriteBuffer (client: unknown, bound: WriteBufferBound): void {
-  const c = client as DrainingClient
-  if (typeof c.waitForDrain !== 'function') {
+export function boundWriteBuffer<C> (client: unknown, bound: WriteBufferBound<C>): void {
+  const c = client as DrainingClient<C>
+  if (typeof c.waitForDrain !== 'function' || c.conn === undefined) {
     throw new Error('Aedes client internals changed: broker/patches/write-buffer.ts needs an update')
   }
-  let ended: SlowClient | null = null
-  c.waitForDrain = (done) => {
+  let wait = waits.get(bound)
+  if (wait === undefined) waits.set(bound, wait = waitFor(bound))
+  c.waitForDrain = wait
+}
+
+function waitFor<C> (bound: WriteBufferBound<C>): DrainingClient<C>['waitForDrain'] {
+  // Aedes calls it as a method of the client (aedes/lib/write.js)
+  return function waitForDrain (this: DrainingClient<C>, done) {
     // writes racing the close of a connection this bound ended fail quietly
-    if (ended !== null) return setImmediate(done, ended, c)
-    const buffered = bound.buffered()
-    if (buffered <= bound.maxBytes) return setImmediate(done, null, c)
-    const err = ended = new SlowClient(buffered, bound.maxBytes)
-    bound.log.warn({ clientId: c.id, buffered, limit: bound.maxBytes }, 'client does not read: disconnecting it')
-    bound.destroy(err)
-    setImmediate(done, err, c)
+    const ended = this[ENDED]
+    if (ended !== undefined) return setImmediate(done, ended, this)
+    const buffered = bound.buffered(this.conn)
+    if (buffered <= bound.maxBytes) return setImmediate(done, null, this)
+    const err = this[ENDED] = new SlowClient(buffered, bound.maxBytes)
+    bound.log.warn({ clientId: this.id, buffered, limit: bound.maxBytes }, 'client does not read: disconnecting it')
+    bound.destroy(this.conn, err)
+    setImmediate(done, err, this)
   }
 }
 

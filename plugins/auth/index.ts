@@ -3,14 +3,15 @@
 import type { Client } from 'aedes'
 import type { ThreadlinePlugin, PluginContext, ConnectInfo } from '../../broker/plugin.js'
 import { ConnectRefusal } from '../../broker/plugin.js'
-import { setIdentity, type Identity } from '../../broker/identity.js'
-import { markGone } from '../../broker/lifecycle.js'
+import { identityOf, setIdentity, type Identity, type Role } from '../../broker/identity.js'
+import { Deadlines } from '../../broker/deadlines.js'
+import { markGone, onConnectionClosed } from '../../broker/lifecycle.js'
 import { isId } from '../../schemas/ids.js'
 import { TOKENS_SERVICE, TokenError, type TokenService } from '../../core/tokens.js'
 import { upsertTokenUser } from '../../core/users.js'
 
-// setTimeout's ceiling; a longer-lived token re-arms its timer when this fires
-const MAX_TIMER_MS = 2 ** 31 - 1
+/** JWT `exp` is whole seconds: one expiry slot per second loses no precision */
+const EXPIRY_RESOLUTION_MS = 1000
 
 function refuseAnonymous (ctx: PluginContext, info: ConnectInfo): void {
   if (ctx.config.openTopics !== 'anonymous') {
@@ -36,30 +37,44 @@ function verifyToken (tokens: TokenService, info: ConnectInfo): Identity {
   if (colon < 0 || owner !== claims.sub || !isId(deviceId)) {
     throw new ConnectRefusal(5, 'clientId must be <sub>:<deviceId>, deviceId 1–64 chars of [A-Za-z0-9_.-]')
   }
-  return { userId: claims.sub, deviceId, role: claims.role, name: claims.name, expiresAt: claims.exp * 1000 }
+  return new TokenIdentity(claims.sub, info.clientId, claims.role, claims.name, claims.exp)
 }
 
-/** A live session whose token expires is disconnected (DESIGN.md §2). */
-function disconnectAtExpiry (client: Client, expiresAt: number): () => void {
-  let timer: NodeJS.Timeout
-  const arm = (): void => {
-    const left = expiresAt - Date.now()
-    if (left <= 0) {
-      markGone(client, 'token_expired')
-      return client.close()
-    }
-    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS))
-    timer.unref()
-  }
-  arm()
-  return () => clearTimeout(timer)
+/**
+ * A session keeps its identity for as long as it is connected: what can be derived is
+ * derived when asked (the clientId is kept by the client anyway; `exp` in seconds is a
+ * small integer where the expiry in ms would be a boxed double).
+ */
+class TokenIdentity implements Identity {
+  constructor (readonly userId: string, private readonly clientId: string, readonly role: Role, readonly name: string | null, private readonly exp: number) {}
+
+  get deviceId (): string { return this.clientId.slice(this.clientId.indexOf(':') + 1) }
+
+  get expiresAt (): number { return this.exp * 1000 }
 }
+
+// set while the session holds its user's membership entry and an expiry
+const HELD = Symbol('threadline.authHeld')
+type Held = Client & { [HELD]?: boolean }
 
 export const authPlugin: ThreadlinePlugin = {
   name: 'auth',
   hooks: (ctx) => {
     const tokens = ctx.services.get(TOKENS_SERVICE)
     const log = ctx.log.child({ plugin: 'auth' })
+    // A live session whose token expires is disconnected (DESIGN.md §2). One timer for
+    // the node's sessions, not one per session (broker/deadlines.ts).
+    const expiries = new Deadlines<Client>(EXPIRY_RESOLUTION_MS, (client) => {
+      markGone(client, 'token_expired')
+      client.close()
+    })
+    onConnectionClosed(ctx.broker, (client) => {
+      if ((client as Held)[HELD] !== true) return
+      ;(client as Held)[HELD] = false
+      const identity = identityOf(client) as Identity
+      expiries.delete(client, expiries.slotOf(identity.expiresAt))
+      ctx.membership.release(identity.userId)
+    })
     return {
       async authenticate (client, info) {
         // [MQTT-3.1.3-8]: an empty clientId needs clean=true; answered with CONNACK 2
@@ -73,16 +88,13 @@ export const authPlugin: ThreadlinePlugin = {
         await upsertTokenUser(ctx.store, identity.userId, identity.name)
         await ctx.membership.retain(identity.userId)
         setIdentity(client, identity)
-        const stopTimer = disconnectAtExpiry(client, identity.expiresAt)
-        let released = false
-        const release = (): void => {
-          if (released) return
-          released = true
-          stopTimer()
+        // released exactly once: now if the connection is gone already, else when it closes
+        if (client.closed || client.conn.destroyed) {
           ctx.membership.release(identity.userId)
+        } else {
+          ;(client as Held)[HELD] = true
+          expiries.add(client, identity.expiresAt)
         }
-        if (client.closed || client.conn.destroyed) release()
-        else client.conn.once('close', release)
         log.debug({ clientId: client.id, userId: identity.userId }, 'authenticated')
       }
     }

@@ -51,7 +51,8 @@ export interface PresenceBackend {
   /**
    * This node's devices of `userId` are now exactly `devices` (the others' are left as
    * they are). `atMs`: when this view was taken, the departure time of the node's last
-   * device of the user when `devices` is empty.
+   * device of the user when `devices` is empty. The backend may keep `devices` as it is:
+   * the caller hands it over and never changes it.
    */
   sync(userId: string, devices: readonly DeviceView[], atMs: number): Promise<SyncResult>
   /** Ends `userId`'s grace period if it is due at `nowMs`. */
@@ -76,8 +77,8 @@ export interface PresenceBackend {
 }
 
 interface UserRecord {
-  /** conn → away */
-  readonly devices: Map<string, boolean>
+  /** every node's devices of the user: on a single node the array sync() was given (no copy, no Map per user) */
+  devices: readonly DeviceView[]
   state: Exclude<PresenceState, 'offline'> | null
   goneAtMs: number | null
 }
@@ -89,8 +90,6 @@ export class MemoryWorld {
   readonly pending = new Map<string, number>()
   /** node → last heartbeat */
   readonly nodes = new Map<string, number>()
-  /** node → users with a device there */
-  readonly nodeUsers = new Map<string, Set<string>>()
   /** nodes that were taken for dead while they may still run */
   readonly reaped = new Set<string>()
   /** user → the change not confirmed published yet, and when it was written or claimed */
@@ -99,6 +98,15 @@ export class MemoryWorld {
 }
 
 const nodeOf = (conn: string): string => conn.slice(0, conn.lastIndexOf('/'))
+
+/**
+ * The users with a device on `node`, found by a walk over all of them rather than kept in
+ * an index per node: it is asked only when a node dies or leaves, and an index would cost
+ * every connected user an entry.
+ */
+function usersOn (w: MemoryWorld, node: string): Array<[string, UserRecord]> {
+  return [...w.users].filter(([, rec]) => rec.devices.some(d => nodeOf(d.conn) === node))
+}
 
 export class MemoryBackend implements PresenceBackend {
   readonly #world: MemoryWorld
@@ -114,19 +122,13 @@ export class MemoryBackend implements PresenceBackend {
     const node = this.#opts.nodeId
     let rec = w.users.get(userId)
     if (rec === undefined) {
-      rec = { devices: new Map(), state: null, goneAtMs: null }
+      rec = { devices, state: null, goneAtMs: null }
       w.users.set(userId, rec)
-    }
-    for (const conn of [...rec.devices.keys()]) if (nodeOf(conn) === node) rec.devices.delete(conn)
-    for (const d of devices) rec.devices.set(d.conn, d.away)
-    let mine = w.nodeUsers.get(node)
-    if (devices.length > 0) {
-      if (mine === undefined) w.nodeUsers.set(node, (mine = new Set()))
-      mine.add(userId)
-      if (!w.nodes.has(node)) w.nodes.set(node, atMs)
     } else {
-      mine?.delete(userId)
+      const others = rec.devices.filter(d => nodeOf(d.conn) !== node)
+      rec.devices = others.length === 0 ? devices : [...others, ...devices]
     }
+    if (devices.length > 0 && !w.nodes.has(node)) w.nodes.set(node, atMs)
     return this.#recompute(userId, rec, atMs, this.#opts.graceMs, Date.now())
   }
 
@@ -159,17 +161,12 @@ export class MemoryBackend implements PresenceBackend {
     for (const [node, beat] of [...w.nodes]) {
       if (node === this.#opts.nodeId || beat >= nowMs - this.#opts.deadAfterMs) continue
       w.reaped.add(node)
-      const users = w.nodeUsers.get(node) ?? new Set<string>()
-      for (const userId of [...users]) {
+      for (const [userId, rec] of usersOn(w, node)) {
         if (budget-- <= 0) return out
-        users.delete(userId)
-        const rec = w.users.get(userId)
-        if (rec === undefined) continue
-        for (const conn of [...rec.devices.keys()]) if (nodeOf(conn) === node) rec.devices.delete(conn)
+        rec.devices = rec.devices.filter(d => nodeOf(d.conn) !== node)
         const r = this.#recompute(userId, rec, beat, 0, nowMs)
         if (r.transition !== null) out.push(r.transition)
       }
-      w.nodeUsers.delete(node)
       w.nodes.delete(node)
     }
     return out
@@ -200,13 +197,12 @@ export class MemoryBackend implements PresenceBackend {
   }
 
   async connected (userIds: readonly string[]): Promise<Set<string>> {
-    return new Set(userIds.filter(id => (this.#world.users.get(id)?.devices.size ?? 0) > 0))
+    return new Set(userIds.filter(id => (this.#world.users.get(id)?.devices.length ?? 0) > 0))
   }
 
   async leave (): Promise<void> {
     const node = this.#opts.nodeId
-    if ((this.#world.nodeUsers.get(node)?.size ?? 0) > 0) return // left for the others to reap
-    this.#world.nodeUsers.delete(node)
+    if (usersOn(this.#world, node).length > 0) return // left for the others to reap
     this.#world.nodes.delete(node)
   }
 
@@ -214,10 +210,10 @@ export class MemoryBackend implements PresenceBackend {
 
   #recompute (userId: string, rec: UserRecord, atMs: number, graceMs: number, nowMs: number): SyncResult {
     const w = this.#world
-    if (rec.devices.size > 0) {
+    if (rec.devices.length > 0) {
       w.pending.delete(userId)
       rec.goneAtMs = null
-      const next = [...rec.devices.values()].some(away => !away) ? 'online' : 'away'
+      const next = rec.devices.some(d => !d.away) ? 'online' : 'away'
       if (rec.state === next) return { transition: null, pendingUntilMs: null }
       rec.state = next
       return { transition: this.#changed({ userId, state: next }, nowMs), pendingUntilMs: null }
@@ -241,7 +237,7 @@ export class MemoryBackend implements PresenceBackend {
     const w = this.#world
     w.pending.delete(userId)
     const rec = w.users.get(userId)
-    if (rec === undefined || rec.devices.size > 0) return null
+    if (rec === undefined || rec.devices.length > 0) return null
     w.users.delete(userId)
     return this.#changed({ userId, state: 'offline', lastSeenMs: rec.goneAtMs ?? nowMs }, nowMs)
   }

@@ -75,6 +75,23 @@ function messageOf (t: Transition): PresenceMessage {
     : { user_id: t.userId, state: t.state }
 }
 
+/**
+ * The payload stays retained for as long as the state stands. A Buffer made from a string
+ * is a slice of a shared 8 KiB pool, and one long-lived slice keeps the whole slab alive
+ * with whatever else was cut from it: its own right-sized memory instead.
+ */
+function retainedPayload (json: string): Buffer {
+  const payload = Buffer.allocUnsafeSlow(Buffer.byteLength(json))
+  payload.write(json)
+  return payload
+}
+
+// A connection's device is a property of its client rather than a WeakMap entry: every
+// idle session keeps one, and a property costs less (a client belongs to one node).
+const DEVICE = Symbol('threadline.presenceDevice')
+type WithDevice = Client & { [DEVICE]?: PresenceDevice }
+const deviceOf = (client: Client): PresenceDevice | undefined => (client as WithDevice)[DEVICE]
+
 /** A token bucket per connection, for the error events it may cause. */
 const errorBudget = new WeakMap<Client, { tokens: number, at: number }>()
 function mayAnswer (client: Client): boolean {
@@ -114,7 +131,7 @@ export const presencePlugin = definePlugin<PresenceOptions>({
       if (t.state === 'offline' && t.lastSeenMs !== undefined) lastSeen.add(t.userId, t.lastSeenMs)
       // the broker is closed: with Redis, another node publishes the change (it stays unconfirmed)
       if (closing) return false
-      await ctx.publish(presenceTopic(t.userId), JSON.stringify(messageOf(t)), { qos: 0, retain: true })
+      await ctx.publish(presenceTopic(t.userId), retainedPayload(JSON.stringify(messageOf(t))), { qos: 0, retain: true })
       return true
     }
     const tracker = new PresenceTracker(backend, {
@@ -194,7 +211,6 @@ export const presencePlugin = definePlugin<PresenceOptions>({
   hooks (ctx) {
     const node = nodeOf(ctx)
     const log = ctx.log.child({ plugin: 'presence' })
-    const devices = new WeakMap<Client, PresenceDevice>()
     // a state said between CONNACK and clientReady (a persistent session restoring from
     // Redis takes a while), applied when the device is attached
     const saidEarly = new WeakMap<Client, PresenceSet['state']>()
@@ -212,7 +228,7 @@ export const presencePlugin = definePlugin<PresenceOptions>({
       // "heard" is any PUBLISH or SUBSCRIBE of the device (not its PINGREQs: those are the
       // MQTT stack's, not the user's); one timestamp, nothing on the send path waits for it
       authorizePublish (client, packet) {
-        const device = devices.get(client)
+        const device = deviceOf(client)
         device?.heard()
         if (!packet.topic.startsWith('user/')) return
         const topic = chatTopicOf(packet)
@@ -230,7 +246,7 @@ export const presencePlugin = definePlugin<PresenceOptions>({
       },
 
       authorizeSubscribe (client, sub) {
-        devices.get(client)?.heard()
+        deviceOf(client)?.heard()
         if (!sub.topic.startsWith('presence/')) return sub
         const topic = parseChatTopic(sub.topic)
         const identity = identityOf(client)
@@ -252,14 +268,14 @@ export const presencePlugin = definePlugin<PresenceOptions>({
         const device = node.tracker.attach(identity.userId)
         const said = saidEarly.get(client)
         if (said !== undefined) device.setState(said)
-        devices.set(client, device)
+        ;(client as WithDevice)[DEVICE] = device
       },
 
       clientGone (client) {
         // every reason alike: a takeover's ready follows (on this node or another), and a
         // reconnect within the grace period is no offline/online pair
-        devices.get(client)?.end()
-        devices.delete(client)
+        deviceOf(client)?.end()
+        ;(client as WithDevice)[DEVICE] = undefined
       },
 
       membershipChanged (change) {

@@ -7,8 +7,9 @@
 // Only one sync per user is in flight: what changes meanwhile goes in the next one, which
 // always carries the whole current view, so a failed or late sync is repaired by the next.
 import type { DeviceState, PresenceDevice } from '../../core/presence/service.js'
+import { Deadlines } from '../../broker/deadlines.js'
 import type { Logger } from '../../broker/logger.js'
-import type { PresenceBackend, Transition } from './backend.js'
+import type { DeviceView, PresenceBackend, Transition } from './backend.js'
 
 export interface TrackerOptions {
   readonly nodeId: string
@@ -23,9 +24,14 @@ export interface TrackerOptions {
 /** users reaped or settled per sweep: a dead node with many users is worked through over several */
 const SWEEP_BATCH = 1000
 
+/** how late an idle device may turn away: a tenth of the idle time, at most a second */
+const idleResolutionMs = (idleMs: number): number => Math.max(1, Math.min(1000, Math.floor(idleMs / 10)))
+
 interface UserEntry {
   readonly userId: string
-  readonly devices: Set<Device>
+  /** this node's devices of the user, a list through Device.next (most users have one: no Set for it) */
+  first: Device | null
+  count: number
   /** when the last of this node's devices of the user went */
   goneAtMs: number
   dirty: boolean
@@ -38,9 +44,83 @@ interface UserEntry {
   timer: NodeJS.Timeout | null
 }
 
-interface Device extends PresenceDevice {
-  readonly conn: string
-  readonly away: boolean
+/** What a tracker's devices share (one per tracker, not a closure per device). */
+interface DeviceHub {
+  /** `<nodeId>/`: a device's conn is this and its number */
+  readonly connPrefix: string
+  readonly idleMs: number
+  /** devices not idle, due when their idle time may have run out */
+  readonly idle: Deadlines<Device>
+  changed(entry: UserEntry, urgent: boolean): void
+}
+
+/** Device.slot of a device nothing was heard from for idleMs */
+const IDLE = -1
+/** Device.slot of a device that went */
+const ENDED = -2
+
+/**
+ * One connected device. A class, not a closure per method: an idle session keeps one of
+ * these, and "heard" is a field stamp on every PUBLISH, looked at only when the device's
+ * idle slot comes up (Deadlines: one timer for all of them).
+ */
+class Device implements PresenceDevice, DeviceView {
+  said: DeviceState = 'active'
+  /**
+   * Whether it was away at the last sync: the backend is handed the devices themselves as
+   * their views (DeviceView), and this changes only when a sync takes a new view.
+   */
+  away = false
+  lastHeard = Date.now()
+  /** its slot in hub.idle while it waits there; else IDLE or ENDED (one field for the three states) */
+  slot: number
+  next: Device | null = null
+
+  constructor (readonly hub: DeviceHub, readonly entry: UserEntry, readonly no: number) {
+    this.slot = hub.idle.add(this, this.lastHeard + hub.idleMs)
+  }
+
+  /** `<nodeId>/<n>`, made when a sync asks (kept, it would be ~100 B of strings per device) */
+  get conn (): string { return this.hub.connPrefix + String(this.no) }
+
+  get awayNow (): boolean { return this.said === 'away' || this.slot === IDLE }
+
+  heard (): void {
+    this.lastHeard = Date.now()
+    if (this.slot !== IDLE) return // waiting in hub.idle already, or ended
+    this.slot = this.hub.idle.add(this, this.lastHeard + this.hub.idleMs)
+    if (this.said === 'active') this.hub.changed(this.entry, false)
+  }
+
+  setState (state: DeviceState): void {
+    this.heard()
+    if (state === this.said || this.slot === ENDED) return
+    this.said = state
+    if (this.slot !== IDLE) this.hub.changed(this.entry, false)
+  }
+
+  end (): void {
+    if (this.slot === ENDED) return
+    if (this.slot !== IDLE) this.hub.idle.delete(this, this.slot)
+    this.slot = ENDED
+    const entry = this.entry
+    if (entry.first === this) entry.first = this.next
+    else for (let d = entry.first; d !== null; d = d.next) if (d.next === this) { d.next = this.next; break }
+    this.next = null
+    if (--entry.count === 0) entry.goneAtMs = Date.now()
+    this.hub.changed(entry, true)
+  }
+
+  /** Its idle slot came up: idle now, or due again `idleMs` after it was last heard. */
+  checkIdle (nowMs: number): void {
+    const quiet = nowMs - this.lastHeard
+    if (quiet < this.hub.idleMs) {
+      this.slot = this.hub.idle.add(this, this.lastHeard + this.hub.idleMs)
+      return
+    }
+    this.slot = IDLE
+    if (this.said === 'active') this.hub.changed(this.entry, false)
+  }
 }
 
 export interface TrackerStats {
@@ -61,6 +141,7 @@ export class PresenceTracker {
   readonly #users = new Map<string, UserEntry>()
   readonly #graceTimers = new Map<string, NodeJS.Timeout>()
   readonly #inflight = new Set<Promise<void>>()
+  readonly #hub: DeviceHub
   #conns = 0
   #tick: NodeJS.Timeout | null = null
   #stopped = false
@@ -73,6 +154,12 @@ export class PresenceTracker {
     this.#opts = opts
     this.#publish = publish
     this.#log = log
+    this.#hub = {
+      connPrefix: `${opts.nodeId}/`,
+      idleMs: opts.idleMs,
+      idle: new Deadlines<Device>(idleResolutionMs(opts.idleMs), (device, nowMs) => device.checkIdle(nowMs)),
+      changed: (entry, urgent) => this.#changed(entry, urgent)
+    }
   }
 
   start (): void {
@@ -83,11 +170,13 @@ export class PresenceTracker {
   attach (userId: string): PresenceDevice {
     let entry = this.#users.get(userId)
     if (entry === undefined) {
-      entry = { userId, devices: new Set(), goneAtMs: 0, dirty: false, urgent: false, syncing: false, failed: false, lastSyncAt: 0, timer: null }
+      entry = { userId, first: null, count: 0, goneAtMs: 0, dirty: false, urgent: false, syncing: false, failed: false, lastSyncAt: 0, timer: null }
       this.#users.set(userId, entry)
     }
-    const device = this.#device(entry, `${this.#opts.nodeId}/${++this.#conns}`)
-    entry.devices.add(device)
+    const device = new Device(this.#hub, entry, ++this.#conns)
+    device.next = entry.first
+    entry.first = device
+    entry.count++
     this.#changed(entry, true)
     return device
   }
@@ -97,7 +186,7 @@ export class PresenceTracker {
   }
 
   async connected (userIds: readonly string[]): Promise<Set<string>> {
-    const here = new Set(userIds.filter(id => (this.#users.get(id)?.devices.size ?? 0) > 0))
+    const here = new Set(userIds.filter(id => (this.#users.get(id)?.count ?? 0) > 0))
     const elsewhere = userIds.filter(id => !here.has(id))
     if (elsewhere.length === 0) return here
     try {
@@ -117,7 +206,7 @@ export class PresenceTracker {
     let devices = 0
     let failed = 0
     for (const entry of this.#users.values()) {
-      devices += entry.devices.size
+      devices += entry.count
       if (entry.failed) failed++
     }
     return { users: this.#users.size, devices, graceTimers: this.#graceTimers.size, failed }
@@ -130,6 +219,7 @@ export class PresenceTracker {
   async stop (waitMs: number, settleAll: boolean): Promise<void> {
     this.#stopped = true
     if (this.#tick !== null) clearTimeout(this.#tick)
+    this.#hub.idle.clear()
     for (const entry of this.#users.values()) {
       if (entry.dirty || entry.timer !== null) this.#changed(entry, true)
     }
@@ -147,55 +237,6 @@ export class PresenceTracker {
     } catch (err) {
       this.#log.warn({ err: (err as Error).message }, 'presence: this node did not leave cleanly; the others take it for dead after its heartbeat runs out')
     }
-  }
-
-  #device (entry: UserEntry, conn: string): Device {
-    const { idleMs } = this.#opts
-    let said: DeviceState = 'active'
-    let idle = false
-    let ended = false
-    let lastHeard = Date.now()
-    let idleTimer: NodeJS.Timeout | null = null
-    // lazy: a publish only stamps lastHeard; the timer looks at it when it fires
-    const armIdle = (ms: number): void => {
-      idleTimer = setTimeout(() => {
-        idleTimer = null
-        if (ended) return
-        const quiet = Date.now() - lastHeard
-        if (quiet < idleMs) return armIdle(idleMs - quiet)
-        idle = true
-        if (said === 'active') this.#changed(entry, false)
-      }, ms)
-      idleTimer.unref()
-    }
-    armIdle(idleMs)
-    const heard = (): void => {
-      lastHeard = Date.now()
-      if (!idle || ended) return
-      idle = false
-      armIdle(idleMs)
-      if (said === 'active') this.#changed(entry, false)
-    }
-    const device: Device = {
-      conn,
-      get away () { return said === 'away' || idle },
-      heard,
-      setState: (state) => {
-        heard()
-        if (state === said || ended) return
-        said = state
-        if (!idle) this.#changed(entry, false)
-      },
-      end: () => {
-        if (ended) return
-        ended = true
-        if (idleTimer !== null) clearTimeout(idleTimer)
-        entry.devices.delete(device)
-        if (entry.devices.size === 0) entry.goneAtMs = Date.now()
-        this.#changed(entry, true)
-      }
-    }
-    return device
   }
 
   /** Publishes a transition and confirms it; one that fails either way is handed out again later (backend.unpublished). */
@@ -230,7 +271,14 @@ export class PresenceTracker {
     entry.syncing = true
     const now = Date.now()
     entry.lastSyncAt = now
-    const view = [...entry.devices].map(d => ({ conn: d.conn, away: d.away }))
+    // sized up front: the memory backend keeps this array for as long as the view stands,
+    // and one grown by push() has room for 17
+    const view = new Array<DeviceView>(entry.count)
+    let i = 0
+    for (let d = entry.first; d !== null; d = d.next) {
+      d.away = d.awayNow
+      view[i++] = d
+    }
     const at = view.length > 0 ? now : entry.goneAtMs
     const done = this.#backend.sync(entry.userId, view, at).then((r) => {
       entry.failed = false
@@ -251,7 +299,7 @@ export class PresenceTracker {
   }
 
   #forgetIfIdle (entry: UserEntry): void {
-    if (entry.devices.size === 0 && !entry.dirty && !entry.syncing && entry.timer === null && this.#users.get(entry.userId) === entry) {
+    if (entry.count === 0 && !entry.dirty && !entry.syncing && entry.timer === null && this.#users.get(entry.userId) === entry) {
       this.#users.delete(entry.userId)
     }
   }

@@ -76,7 +76,7 @@ t.test('boundWriteBuffer calls back at once, and destroys the connection past th
   const client = clientOn(t, conn)
   client.connected = true
   const destroyed: Error[] = []
-  boundWriteBuffer(client, { maxBytes: 300, buffered: () => conn.writableLength, destroy: (err) => destroyed.push(err), log })
+  boundWriteBuffer<Duplex>(client, { maxBytes: 300, buffered: (c) => c.writableLength, destroy: (_c, err) => destroyed.push(err), log })
   for (let i = 1; i <= 3; i++) {
     await within(new Promise<void>((resolve) => client.publish(probe, resolve)), 2_000, `delivery ${i} waited for drain`)
   }
