@@ -23,7 +23,7 @@ import { paceSessionReplay } from './patches/write-buffer.js'
 import { skipChatRetainedLookups } from './patches/retained-chat-topics.js'
 import { resolveJwtSecret } from '../plugins/auth/secret.js'
 import { createTokenService, TOKENS_SERVICE, type TokenService } from '../core/tokens.js'
-import { SEND_SERVICE, SendService } from '../core/messages/send-service.js'
+import { SEND_SERVICE, SendService, type Publish as FanOutPublish } from '../core/messages/send-service.js'
 import { Services } from '../core/services.js'
 import { Telemetry, TELEMETRY } from '../core/telemetry.js'
 import { BROKER_STATE } from '../core/broker-state.js'
@@ -121,8 +121,12 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     if (bounded !== null) cleanups.push(async () => bounded.stop())
     const publish = bounded?.publish ?? ((...args: PublishArgs): Promise<void> =>
       new Promise((resolve, reject) => unbounded(args, (err) => (err ? reject(err) : resolve()))))
+    // the send path's fan-out, one publish per recipient: callbacks all the way into Aedes
+    const fanOut: FanOutPublish = bounded !== null
+      ? (topic, payload, done) => bounded.publishWithCallback([topic, payload], done)
+      : (topic, payload, done) => broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, done)
 
-    const sends = new SendService(store, (topic, payload) => publish(topic, payload), log.child({ part: 'sends' }), telemetry)
+    const sends = new SendService(store, fanOut, log.child({ part: 'sends' }), telemetry)
     cleanups.push(() => sends.drain())
     const services = new Services()
     services.provide(TELEMETRY, telemetry)
