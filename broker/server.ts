@@ -1,6 +1,8 @@
 // Assembles one Threadline node: store, broker state, Aedes, plugins, listeners and the
 // sidecar; and takes it down again in order (DESIGN.md §7).
 import type net from 'node:net'
+// first: mqtt-packet must be loaded by it before Aedes loads it
+import './patches/quiet-mqtt-packet-debug.js'
 import { Aedes } from 'aedes'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
