@@ -14,6 +14,7 @@ import { PLUGINS } from './plugins.js'
 import { openStore, type Store } from './store/index.js'
 import { createBrokerState } from './broker-state.js'
 import { boundPublish } from './bounded-publish.js'
+import { EventsAudience, eventsConvOf } from './events-audience.js'
 import { attachWebSocket, listenTcp } from './listeners.js'
 import { logConnections } from './connection-log.js'
 import { ProxyTrust } from './client-address.js'
@@ -123,10 +124,19 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     if (bounded !== null) cleanups.push(async () => bounded.stop())
     const publish = bounded?.publish ?? ((...args: PublishArgs): Promise<void> =>
       new Promise((resolve, reject) => unbounded(args, (err) => (err ? reject(err) : resolve()))))
-    // the send path's fan-out, one publish per recipient: callbacks all the way into Aedes
-    const fanOut: FanOutPublish = bounded !== null
-      ? (topic, payload, done) => bounded.publishWithCallback([topic, payload], done)
-      : (topic, payload, done) => broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, done)
+    // the send path's fan-out, one publish per recipient: callbacks all the way into Aedes;
+    // in memory, conv/<c>/events only when someone could receive it (events-audience.ts)
+    let fanOut: FanOutPublish
+    if (bounded !== null) {
+      fanOut = (topic, payload, done) => bounded.publishWithCallback([topic, payload], done)
+    } else {
+      const audience = new EventsAudience(broker)
+      fanOut = (topic, payload, done) => {
+        const conv = eventsConvOf(topic)
+        if (conv !== null && !audience.mayReach(topic, conv)) return done()
+        broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, done)
+      }
+    }
 
     const sends = new SendService(store, fanOut, log.child({ part: 'sends' }), telemetry)
     cleanups.push(() => sends.drain())
