@@ -37,7 +37,7 @@ export interface BenchOptions {
   readonly connectConcurrency: number
   /** connections scenario: the sessions' MQTT keepalive (s) */
   readonly keepaliveS: number
-  /** connections scenario: run Threadline's sources through tsx instead of tsc's build */
+  /** run Threadline's sources through tsx instead of tsc's build in dist/ (what npm start runs) */
   readonly fromSource: boolean
   readonly pairs: number
   readonly durationS: number
@@ -95,9 +95,6 @@ export const USAGE = `usage: npm run bench -- [options]
                        connections: sessions connecting at once, over  (default 100)
                        all client processes
   --keepalive S        connections: the sessions' MQTT keepalive         (default 60)
-  --from-source        connections: run Threadline's TypeScript through tsx, as the
-                       other scenarios do, instead of tsc's build (dist/, as npm
-                       start runs it; tsx's keepNames costs memory per closure)
 
   --pairs N            1:1 conversations, both users connected            (default 50)
   --duration S         measured seconds per max/rate phase               (default 15)
@@ -117,6 +114,9 @@ export const USAGE = `usage: npm run bench -- [options]
                        on the machine to use < 25% of a core
   --targets LIST       threadline,raw-aedes                              (default both)
   --modes LIST         max,rate,group                                    (default all)
+  --from-source        run Threadline's TypeScript through tsx instead of tsc's
+                       build (dist/, as npm start runs it, the default); tsx's
+                       keepNames costs memory per closure and CPU per call
   --cpu-prof           run both brokers with node --cpu-prof (<out>/profiles/CPU.*.<pid>.*)
   --pg-sample          sample pg_stat_activity every 5 ms: where a batch's time goes
   --verbose            echo the servers' output

@@ -30,13 +30,15 @@ const top = Number(args.values.top ?? '30')
 const from = Number(args.values.from ?? '0')
 const to = Number(args.values.to ?? String(Number.MAX_SAFE_INTEGER))
 let windows: Array<[number, number]> = [[from, to]]
+/** messages of the --phase (msg/s × measured seconds): each line then says µs per message too */
+let messages: number | null = null
 if (args.values.phase !== undefined) {
   const m = /^(.*):([^:/]+)\/([^:/]+)$/.exec(args.values.phase)
   if (m === null) {
     process.stderr.write('profile-summary: --phase wants <latest.json>:<target>/<mode>\n')
     process.exit(2)
   }
-  const report = JSON.parse(readFileSync(m[1] as string, 'utf8')) as { phases: Array<{ target: string, label?: string, mode: string, windowsUs: Array<[number, number]> }> }
+  const report = JSON.parse(readFileSync(m[1] as string, 'utf8')) as { phases: Array<{ target: string, label?: string, mode: string, windowsUs: Array<[number, number]>, msgPerS?: number, windowS?: number }> }
   // a label names one of several targets of a kind (longpoll.json: longpoll/rate, mqtt/rate, …)
   const p = report.phases.find(x => (x.target === m[2] || x.label === m[2]) && x.mode === m[3])
   if (p === undefined) {
@@ -44,6 +46,7 @@ if (args.values.phase !== undefined) {
     process.exit(2)
   }
   windows = p.windowsUs
+  if (p.msgPerS !== undefined && p.windowS !== undefined && p.msgPerS > 0) messages = p.msgPerS * p.windowS
 }
 if (file === undefined || !Number.isInteger(top) || top <= 0 || !Number.isFinite(from) || !Number.isFinite(to)) {
   process.stderr.write('usage: profile-summary.ts <file.cpuprofile> [--top N] [--match text] [--from µs --to µs]\n')
@@ -72,21 +75,23 @@ function where (n: Node): string {
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
   if (m !== null) return m[1] as string
   if (url.startsWith('node:')) return url
-  return url.replace(/^file:\/\/.*?\/(broker|plugins|schemas|sync-api|bench)\//, '$1/')
+  // tsx reports a source as a path, a built server (dist/) as a file:// URL: both name Threadline's folders
+  return url.replace(/^(?:file:\/\/)?\/.*?\/(?:dist\/)?(broker|core|plugins|schemas|sync-api|bench)\//, '$1/')
 }
 const label = (n: Node): string => `${n.callFrame.functionName || '(anonymous)'} ${where(n)}:${n.callFrame.lineNumber + 1}`
 
 const pct = (us: number): string => `${(100 * us / total).toFixed(1).padStart(5)}%`
+const perMsg = (us: number): string => messages === null ? '' : `  ${(us / messages).toFixed(2).padStart(6)} µs/msg`
 const print = (title: string, m: Map<string, number>): void => {
   console.log(`\n${title}`)
-  for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${pct(v)}  ${(v / 1000).toFixed(0).padStart(7)} ms  ${k}`)
+  for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${pct(v)}  ${(v / 1000).toFixed(0).padStart(7)} ms${perMsg(v)}  ${k}`)
 }
 
 /** Coarse buckets: Threadline's own code, its PostgreSQL driver, GC, the MQTT machinery it shares with raw Aedes. */
 function category (w: string): string {
   if (w === '((idle))' || w === '((program))') return w.slice(1, -1)
   if (w === '((garbage collector))') return 'garbage collector'
-  if (/^(broker|plugins|schemas|sync-api)\//.test(w)) return 'Threadline code (broker/, plugins/, schemas/)'
+  if (/^(broker|core|plugins|schemas|sync-api)\//.test(w)) return 'Threadline code (broker/, core/, plugins/, schemas/, sync-api/)'
   if (/^(pg|pg-protocol|pg-pool|pg-types|postgres-.*|pgpass|buffer-writer|packet-reader)$/.test(w)) return 'pg driver'
   if (/^(aedes.*|mqtt-packet|mqemitter.*|qlobber|bl|debug|fastparallel|fastfall|fastseries|reusify|retimer|hyperid|end-of-stream|process-nextick-args)$/.test(w)) return 'MQTT machinery (Aedes, mqtt-packet, mqemitter, qlobber)'
   if (/^(\(writev\)|\(writeBuffer\)|\(utf8Slice\)|node:net|node:internal\/stream.*|node:internal\/streams\/.*|node:buffer|node:internal\/buffer|node:events)$/.test(w)) return 'sockets, streams, buffers (node core)'
@@ -116,7 +121,8 @@ if (total === 0) {
   process.stderr.write(`profile-summary: no samples in ${JSON.stringify(windows)} (profile spans ${profile.startTime}..${profile.endTime})\n`)
   process.exit(1)
 }
-console.log(`${file}: ${(total / 1000).toFixed(0)} ms sampled over ${(span / 1e6).toFixed(1)} s in ${windows.length} window(s)`)
+console.log(`${file}: ${(total / 1000).toFixed(0)} ms sampled over ${(span / 1e6).toFixed(1)} s in ${windows.length} window(s)` +
+  (messages !== null ? `, ${Math.round(messages)} messages: ${(total / messages).toFixed(1)} µs/msg (idle included)` : ''))
 print('self time by category', byCategory)
 print('self time by package / file', byWhere)
 print('self time by function', bySelf)

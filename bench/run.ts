@@ -79,10 +79,8 @@ interface TargetExtras {
   label?: string
   /** counts the store writes under study with this connection to the target's database */
   countWrites?: (stats: pg.Client) => Promise<number>
-  /** a module the server imports first (bench/heap-probe.ts) */
+  /** a plain ES module the server imports first (bench/heap-probe.ts bundled: bundleHeapProbe) */
   preload?: string
-  /** run tsc's build in dist/ with plain node, as `npm start` does, instead of the sources through tsx */
-  built?: boolean
 }
 
 async function startThreadlineTarget (opts: BenchOptions, profDir: string | null, extras: TargetExtras = {}): Promise<RunningTarget> {
@@ -117,8 +115,9 @@ async function startThreadlineTarget (opts: BenchOptions, profDir: string | null
     THREADLINE_MAX_GROUP_MEMBERS: String(Math.max(256, opts.groupSize)),
     ...extras.env
   }
-  const script = [...(extras.preload !== undefined ? ['--import', extras.preload] : []), extras.built === true ? 'dist/broker/main.js' : 'broker/main.ts']
-  const child = startChild('threadline', process.execPath, nodeArgs(script, profDir, extras.built !== true), { cwd: root, env, verbose: opts.verbose })
+  // tsc's build under plain node, as `npm start` runs it (main() built it); --from-source: the sources through tsx
+  const script = [...(extras.preload !== undefined ? ['--import', extras.preload] : []), opts.fromSource ? 'broker/main.ts' : 'dist/broker/main.js']
+  const child = startChild('threadline', process.execPath, nodeArgs(script, profDir, opts.fromSource), { cwd: root, env, verbose: opts.verbose })
   defer(() => child.stop())
   await waitForPort(mqttPort, child, STARTUP_TIMEOUT_MS)
   log(`${extras.label ?? 'Threadline'} up (pid ${child.pid}, MQTT 127.0.0.1:${mqttPort})`)
@@ -341,7 +340,7 @@ async function benchSignals (opts: BenchOptions, profDir: string | null): Promis
  * opened and then their polls held.
  */
 async function benchLongPoll (opts: BenchOptions, profDir: string | null): Promise<{ phases: PhaseReport[], memory: HeldPollMemory }> {
-  const node = await startThreadlineTarget(opts, profDir, { preload: './bench/heap-probe.ts' })
+  const node = await startThreadlineTarget(opts, profDir, { preload: await bundleHeapProbe() })
   // one server, one rig per variant: the label tells the variants apart in the reports
   const targets = LONGPOLL_VARIANTS.map(label => ({ ...node, servers: { ...node.servers, label } }))
   const tokens = createTokenService(SECRET)
@@ -399,11 +398,6 @@ async function bundleHeapProbe (): Promise<string> {
  * sessions' users in its database first and a connection cap that admits them all.
  */
 async function benchConnections (opts: BenchOptions, profDir: string | null): Promise<ConnectionsRound[]> {
-  const built = !opts.fromSource && opts.targets.includes('threadline')
-  if (built) {
-    log('building the server (tsc -b tsconfig.build.json → dist/, as npm start does)')
-    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit', timeout: 300_000 })
-  }
   const probe = await bundleHeapProbe()
   const tokens = createTokenService(SECRET)
   const specs = sessionSpecs(opts.connections, user => tokens.sign({ sub: user }, 6 * 3600))
@@ -415,7 +409,7 @@ async function benchConnections (opts: BenchOptions, profDir: string | null): Pr
       const othersBefore = opts.quietS > 0 ? await waitForQuiet(opts.quietS, 25) : null
       if (othersBefore !== null && othersBefore >= 25) log(`other jobs on this machine use ${othersBefore}% of a core: figures will suffer`)
       const t = target === 'threadline'
-        ? await startThreadlineTarget(opts, profDir, { preload: probe, built, env: connectionsEnv(opts.connections) })
+        ? await startThreadlineTarget(opts, profDir, { preload: probe, env: connectionsEnv(opts.connections) })
         : await startRawTarget(opts, profDir, probe)
       if (t.databaseUrl !== null) await insertUsers(t.databaseUrl, specs.map(s => s.user))
       const pool = WorkerPool.startConnections(opts.workers, root)
@@ -482,6 +476,10 @@ async function main (argv: string[]): Promise<number> {
   const profDir = opts.cpuProf ? path.join(outDir, 'profiles') : null
   if (profDir !== null) await mkdir(profDir, { recursive: true })
   await ensurePackages({ postgres: opts.targets.includes('threadline'), redis: false })
+  if (!opts.fromSource && opts.targets.includes('threadline')) {
+    log('building the server (tsc -b tsconfig.build.json → dist/, as npm start does)')
+    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit', timeout: 300_000 })
+  }
 
   if (opts.scenario === 'connections') {
     const rounds = await benchConnections(opts, profDir)

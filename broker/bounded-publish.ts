@@ -8,7 +8,7 @@
 // the order publishes start and the sweep only looks at the head of the queue.
 
 export type Publish<A extends unknown[]> = (...args: A) => Promise<void>
-/** the publish being bounded, callback style: one promise per publish is all the send path pays */
+/** the publish being bounded, callback style: the send path's fan-out pays no promise per publish */
 export type PublishWithCallback<A extends unknown[]> = (args: A, done: (err?: Error | null) => void) => void
 
 export class PublishTimeoutError extends Error {
@@ -18,10 +18,12 @@ export class PublishTimeoutError extends Error {
   }
 }
 
-interface Pending { deadline: number, topic: string, settled: boolean, reject: (err: Error) => void }
+interface Pending { deadline: number, topic: string, settled: boolean, done: (err?: Error | null) => void }
 
 export interface BoundedPublish<A extends unknown[]> {
   publish: Publish<A>
+  /** the same, callback style: `done` is called exactly once, with an error after the bound */
+  publishWithCallback: PublishWithCallback<A>
   /** publishes that gave up waiting so far */
   readonly timedOut: number
   stop(): void
@@ -41,7 +43,7 @@ export function boundPublish<A extends [string, ...unknown[]]> (publish: Publish
         if (p.deadline > now) break
         p.settled = true
         timedOut++
-        p.reject(new PublishTimeoutError(p.topic, ms))
+        p.done(new PublishTimeoutError(p.topic, ms))
       }
       head++
     }
@@ -56,19 +58,23 @@ export function boundPublish<A extends [string, ...unknown[]]> (publish: Publish
     }
   }
 
+  const publishWithCallback = (args: A, done: (err?: Error | null) => void): void => {
+    const pending: Pending = { deadline: Date.now() + ms, topic: args[0], settled: false, done }
+    queue.push(pending)
+    // a quarter of the bound: a publish gives up at most 1.25 × `ms` after it started
+    timer ??= setInterval(sweep, Math.max(1, Math.floor(ms / 4))).unref()
+    publish(args, (err) => {
+      if (pending.settled) return
+      pending.settled = true
+      done(err)
+    })
+  }
+
   return {
     publish: (...args: A) => new Promise<void>((resolve, reject) => {
-      const pending: Pending = { deadline: Date.now() + ms, topic: args[0], settled: false, reject }
-      queue.push(pending)
-      // a quarter of the bound: a publish gives up at most 1.25 × `ms` after it started
-      timer ??= setInterval(sweep, Math.max(1, Math.floor(ms / 4))).unref()
-      publish(args, (err) => {
-        if (pending.settled) return
-        pending.settled = true
-        if (err) reject(err)
-        else resolve()
-      })
+      publishWithCallback(args, (err) => (err ? reject(err) : resolve()))
     }),
+    publishWithCallback,
     get timedOut () { return timedOut },
     stop () {
       if (timer !== null) clearInterval(timer)

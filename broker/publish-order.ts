@@ -20,7 +20,7 @@ interface Progress {
 
 const LAST = Symbol('threadline.lastPublish')
 const ACK_TAIL = Symbol('threadline.ackTail')
-type Tracked = Client & { [LAST]?: Progress, [ACK_TAIL]?: Promise<void> | null }
+type Tracked = Client & { [LAST]?: Progress, [ACK_TAIL]?: Answer | null }
 
 function wakeIfPassed (p: Progress): void {
   const w = p.waiter
@@ -91,27 +91,55 @@ export function runInOrder<A extends [Client, ...unknown[]]> (hooks: ReadonlyArr
   step()
 }
 
+/** A packet's answer waiting for its turn: a client's answers leave in its packets' order. */
+interface Answer {
+  err: Error | null
+  /** the hooks have answered (err is the outcome) */
+  known: boolean
+  /** every answer before this one has been given */
+  head: boolean
+  readonly callback: (err: Error | null) => void
+  next: Answer | null
+}
+
 /**
  * [MQTT-4.6.0-2]: PUBACKs leave in the order the PUBLISHes came. Aedes acknowledges
  * when authorizePublish calls back, and a send waiting for its commit calls back later
  * than a rejected one behind it would, so a packet's answer waits for the answer of
  * the packet before it. Packets answered synchronously with nothing pending skip this.
+ * A client's waiting answers form a list (its tail on the client); one object per packet,
+ * no promise: every send takes this path.
  */
 export function answerInOrder (client: Client, run: (cb: (err: Error | null) => void) => void, callback: (err: Error | null) => void): void {
   const tracked = client as Tracked
-  const before = tracked[ACK_TAIL] ?? null
-  let outcome: { err: Error | null } | undefined
-  let wake: ((o: { err: Error | null }) => void) | undefined
+  let me: Answer | null = null
+  let syncErr: Error | null | undefined
   run((err) => {
-    if (wake) wake({ err })
-    else outcome = { err }
+    if (me === null) {
+      syncErr = err
+      return
+    }
+    me.err = err
+    me.known = true
+    if (me.head) giveAnswers(tracked, me)
   })
-  if (outcome !== undefined && before === null) return callback(outcome.err)
-  const mine = (async () => {
-    const o = outcome ?? await new Promise<{ err: Error | null }>(resolve => { wake = resolve })
-    if (before !== null) await before
-    callback(o.err)
-  })()
-  tracked[ACK_TAIL] = mine
-  void mine.finally(() => { if (tracked[ACK_TAIL] === mine) tracked[ACK_TAIL] = null })
+  const before = tracked[ACK_TAIL] ?? null
+  if (syncErr !== undefined && before === null) return callback(syncErr)
+  me = { err: syncErr ?? null, known: syncErr !== undefined, head: before === null, callback, next: null }
+  if (before !== null) before.next = me
+  tracked[ACK_TAIL] = me
+}
+
+/** Gives the known answers from `from`, the head of the client's list, on. */
+function giveAnswers (tracked: Tracked, from: Answer): void {
+  let a: Answer | null = from
+  while (a !== null && a.known) {
+    const next: Answer | null = a.next
+    // the last one: a packet that comes while Aedes handles this answer starts a new list
+    if (next === null) tracked[ACK_TAIL] = null
+    a.callback(a.err)
+    // only now the head: an answer that becomes known during the callback waits for this loop
+    if (next !== null) next.head = true
+    a = next
+  }
 }

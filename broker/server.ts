@@ -1,6 +1,8 @@
 // Assembles one Threadline node: store, broker state, Aedes, plugins, listeners and the
 // sidecar; and takes it down again in order (DESIGN.md §7).
 import type net from 'node:net'
+// first: mqtt-packet must be loaded by it before Aedes loads it
+import './patches/quiet-mqtt-packet-debug.js'
 import { Aedes } from 'aedes'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
@@ -12,6 +14,7 @@ import { PLUGINS } from './plugins.js'
 import { openStore, type Store } from './store/index.js'
 import { createBrokerState } from './broker-state.js'
 import { boundPublish } from './bounded-publish.js'
+import { EventsAudience, eventsConvOf } from './events-audience.js'
 import { attachWebSocket, listenTcp } from './listeners.js'
 import { logConnections } from './connection-log.js'
 import { ProxyTrust } from './client-address.js'
@@ -23,7 +26,7 @@ import { paceSessionReplay } from './patches/write-buffer.js'
 import { skipChatRetainedLookups } from './patches/retained-chat-topics.js'
 import { resolveJwtSecret } from '../plugins/auth/secret.js'
 import { createTokenService, TOKENS_SERVICE, type TokenService } from '../core/tokens.js'
-import { SEND_SERVICE, SendService } from '../core/messages/send-service.js'
+import { SEND_SERVICE, SendService, type Publish as FanOutPublish } from '../core/messages/send-service.js'
 import { Services } from '../core/services.js'
 import { Telemetry, TELEMETRY } from '../core/telemetry.js'
 import { BROKER_STATE } from '../core/broker-state.js'
@@ -121,8 +124,21 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     if (bounded !== null) cleanups.push(async () => bounded.stop())
     const publish = bounded?.publish ?? ((...args: PublishArgs): Promise<void> =>
       new Promise((resolve, reject) => unbounded(args, (err) => (err ? reject(err) : resolve()))))
+    // the send path's fan-out, one publish per recipient: callbacks all the way into Aedes;
+    // in memory, conv/<c>/events only when someone could receive it (events-audience.ts)
+    let fanOut: FanOutPublish
+    if (bounded !== null) {
+      fanOut = (topic, payload, done) => bounded.publishWithCallback([topic, payload], done)
+    } else {
+      const audience = new EventsAudience(broker)
+      fanOut = (topic, payload, done) => {
+        const conv = eventsConvOf(topic)
+        if (conv !== null && !audience.mayReach(topic, conv)) return done()
+        broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, done)
+      }
+    }
 
-    const sends = new SendService(store, (topic, payload) => publish(topic, payload), log.child({ part: 'sends' }), telemetry)
+    const sends = new SendService(store, fanOut, log.child({ part: 'sends' }), telemetry)
     cleanups.push(() => sends.drain())
     const services = new Services()
     services.provide(TELEMETRY, telemetry)

@@ -2,9 +2,9 @@
 import { isId, isUuid } from '../schemas/ids.js'
 
 export type ChatTopic =
-  | { kind: 'send' | 'typing' | 'read' | 'events' | 'receipts', convId: string }
-  | { kind: 'inbox' | 'presence-set', userId: string }
-  | { kind: 'presence', userId: string }
+  | { readonly kind: 'send' | 'typing' | 'read' | 'events' | 'receipts', readonly convId: string }
+  | { readonly kind: 'inbox' | 'presence-set', readonly userId: string }
+  | { readonly kind: 'presence', readonly userId: string }
 
 /**
  * user/, conv/, presence/, $SYS/ and $threadline/ belong to Threadline; everything else
@@ -58,17 +58,27 @@ export function parseChatTopic (topic: string): ChatTopic | null {
 const PARSED = Symbol('threadline.chatTopic')
 type Memo = { topic: string, [PARSED]?: ChatTopic | false }
 
+/** the topic chatTopicOf parsed last, and what it found (the answers are never changed) */
+let lastTopic: string | null = null
+let lastParsed: ChatTopic | null = null
+
 /**
  * parseChatTopic for a packet, parsed once: every plugin's hook asks it of every PUBLISH
- * (and the ACL of every delivery), so the answer is kept on the packet object.
+ * (and the ACL of every delivery), so the answer is kept on the packet object. Aedes hands
+ * each subscriber its own copy of a packet, one after the other: the topic parsed last is
+ * remembered too, so a publish is parsed once however many receive it.
  */
 export function chatTopicOf (packet: { topic: string }): ChatTopic | null {
   const memo = packet as Memo
   const known = memo[PARSED]
   if (known !== undefined) return known === false ? null : known
-  const parsed = parseChatTopic(packet.topic)
-  memo[PARSED] = parsed ?? false
-  return parsed
+  const topic = packet.topic
+  if (topic !== lastTopic) {
+    lastParsed = parseChatTopic(topic)
+    lastTopic = topic
+  }
+  memo[PARSED] = lastParsed ?? false
+  return lastParsed
 }
 
 export const inboxTopic = (userId: string): string => `user/${userId}/inbox`

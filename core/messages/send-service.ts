@@ -16,7 +16,12 @@ import type { Telemetry, Transport } from '../telemetry.js'
 /** The one send path of a node: plugins/messages (MQTT) and the REST side use it. */
 export const SEND_SERVICE = serviceKey<SendService>('sends')
 
-export type Publish = (topic: string, payload: Buffer) => Promise<void>
+/**
+ * Hands one fan-out payload to the broker; `done` is called once, when it has gone to every
+ * subscriber, with an error if it failed. Callback style: a send makes one publish per
+ * recipient and the path pays no promise for each.
+ */
+export type Publish = (topic: string, payload: Buffer, done: (err?: Error | null) => void) => void
 
 interface FanOut { created: boolean, envelope: EventEnvelope, payload: Buffer, topics: string[] }
 
@@ -245,12 +250,16 @@ export class SendService {
     // Fan-out failures (a Redis hiccup) must not fail a committed send: the event is
     // stored and every device catches up from the history API.
     const settled = (err?: unknown): void => {
-      if (err !== undefined) this.#log.error({ err, conv_id: envelope.conv_id, seq: envelope.seq }, 'fan-out failed')
+      if (err !== undefined && err !== null) this.#log.error({ err, conv_id: envelope.conv_id, seq: envelope.seq }, 'fan-out failed')
       this.#published()
     }
     for (const topic of topics) {
       if (++this.#fanoutInFlight > this.#fanoutPeak) this.#fanoutPeak = this.#fanoutInFlight
-      this.#publish(topic, payload).then(() => settled(), settled)
+      try {
+        this.#publish(topic, payload, settled)
+      } catch (err) {
+        settled(err)
+      }
     }
     return { kind: 'done', created, envelope }
   }

@@ -108,6 +108,15 @@ function checkWill (ctx: PluginContext, client: Client): void {
   }
 }
 
+const INBOX_PREFIX = 'user/'
+const INBOX_SUFFIX = '/inbox'
+
+/** topic === inboxTopic(userId), without building the string (user ids have no `/`) */
+function isInboxOf (topic: string, userId: string): boolean {
+  return topic.length === INBOX_PREFIX.length + userId.length + INBOX_SUFFIX.length &&
+    topic.startsWith(INBOX_PREFIX) && topic.endsWith(INBOX_SUFFIX) && topic.startsWith(userId, INBOX_PREFIX.length)
+}
+
 /** The delivery-time check: synchronous, on every packet to every client. */
 function checkForward (ctx: PluginContext, client: Client, packet: AedesPublishPacket): boolean {
   const topic = packet.topic
@@ -117,7 +126,8 @@ function checkForward (ctx: PluginContext, client: Client, packet: AedesPublishP
   if (topic.startsWith('$')) return topic.startsWith('$SYS/')
   const identity = identityOf(client)
   if (identity === null) return false
-  // Aedes hands every subscriber the same packet: parsed once per publish, not per recipient
+  // most deliveries are of the client's own inbox: compared where it lies, nothing parsed
+  if (isInboxOf(topic, identity.userId)) return true
   const parsed = chatTopicOf(packet)
   if (parsed === null) return false
   switch (parsed.kind) {

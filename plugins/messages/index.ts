@@ -20,30 +20,35 @@ function leadingClientMsgId (payload: Buffer | string): string | undefined {
   return LEADING_CLIENT_MSG_ID.exec(head)?.[1]
 }
 
+/** Answers a refused send with an error event on the sender's inbox. */
+function answerRefusal (ctx: PluginContext, userId: string, convId: string, packet: PublishPacket, body: unknown, err: ThreadlineError): void {
+  const clientMsgId = clientMsgIdOf(body) ?? (err.code === 'too_large' ? leadingClientMsgId(packet.payload) : undefined)
+  const envelope = errorEnvelope(err, { conv_id: convId, ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}) })
+  // the code and the ids, never the body: a refused send may still be someone's words
+  ctx.log.info({ user: userId, conv_id: convId, client_msg_id: clientMsgId, code: err.code }, 'send refused')
+  ctx.publish(inboxTopic(userId), JSON.stringify(envelope)).catch((e: unknown) => ctx.log.error({ err: e }, 'error event not published'))
+}
+
+const acknowledged = (): void => undefined
+
 function handleSend (ctx: PluginContext, service: SendService, client: Client, packet: PublishPacket, convId: string): void | Promise<void> {
   const identity = identityOf(client)
   if (identity === null) return // the ACL refuses chat topics to anonymous clients
   // the PUBACK goes out when this hook settles: its latency is counted from here
   const origin: SendOrigin = { transport: 'mqtt', since: performance.now(), lane: client }
   let body: unknown
-  const answer = (err: ThreadlineError): void => {
-    const clientMsgId = clientMsgIdOf(body) ?? (err.code === 'too_large' ? leadingClientMsgId(packet.payload) : undefined)
-    const envelope = errorEnvelope(err, { conv_id: convId, ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}) })
-    // the code and the ids, never the body: a refused send may still be someone's words
-    ctx.log.info({ user: identity.userId, conv_id: convId, client_msg_id: clientMsgId, code: err.code }, 'send refused')
-    ctx.publish(inboxTopic(identity.userId), JSON.stringify(envelope)).catch((e: unknown) => ctx.log.error({ err: e }, 'error event not published'))
-  }
   try {
     // parsed first so that even a QoS 0 send's error names its client_msg_id
     body = parseJsonPayload(packet.payload, ctx.config.maxPayloadBytes)
     if (packet.qos === 0) throw new ThreadlineError('bad_request', 'sends need QoS 1: a QoS 0 send cannot be acknowledged')
   } catch (err) {
     service.refused(origin, err as ThreadlineError)
-    answer(err as ThreadlineError)
+    answerRefusal(ctx, identity.userId, convId, packet, body, err as ThreadlineError)
     return
   }
-  return service.send(identity.userId, convId, body, origin).then(() => undefined, (err: ThreadlineError) => {
-    answer(err)
+  // every send takes this path: the only closure per send is the refusal's
+  return service.send(identity.userId, convId, body, origin).then(acknowledged, (err: ThreadlineError) => {
+    answerRefusal(ctx, identity.userId, convId, packet, body, err)
     // no PUBACK: closing the connection makes the client's session resend (DESIGN.md §4)
     if (err.code === 'unavailable') throw err
   })

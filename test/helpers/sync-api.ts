@@ -42,7 +42,7 @@ export async function buildTestApi (t: Pick<Test, 'teardown'>, store: Store, opt
   const publish = async (topic: string, payload: Buffer | string): Promise<void> => {
     published.push({ topic, payload: JSON.parse(payload.toString()) })
   }
-  const sends = new SendService(store, publish, log)
+  const sends = new SendService(store, (topic, payload, done) => { publish(topic, payload).then(() => done(), done) }, log)
   t.teardown(() => sends.drain())
   const membership = new MembershipCache(store, log)
   const deps: SyncApiDeps = { config, log, store, tokens, sends, membership, publish, checks: opts.checks ?? [], web: opts.web }
