@@ -138,7 +138,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       }
     }
 
-    const sends = new SendService(store, fanOut, log.child({ part: 'sends' }), telemetry)
+    const sends = new SendService(store, fanOut, log.child({ part: 'sends' }), telemetry, { commitConcurrency: config.commitConcurrency })
     cleanups.push(() => sends.drain())
     const services = new Services()
     services.provide(TELEMETRY, telemetry)

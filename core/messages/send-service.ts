@@ -68,15 +68,17 @@ export const MAX_FANOUT_IN_FLIGHT = 4096
 /** Sends queued for a commit before readers are held back (GroupCommitter maxQueued). */
 export const MAX_QUEUED_SENDS = 10_000
 
-/**
- * Batches in flight at once on PostgreSQL, on separate pool connections, for disjoint
- * conversations (a conversation's sends still commit one batch after another). While one
- * batch waits for its COMMIT's flush the next executes, and PostgreSQL flushes their WAL
- * together: on a disk whose flush takes milliseconds a send no longer waits for a whole
- * batch before its own starts. Four of the pool's ten connections, the rest for the REST
- * side and the plugins.
- */
-export const COMMIT_CONCURRENCY = 4
+export interface SendServiceOptions {
+  /**
+   * Batches in flight at once on PostgreSQL, each on its own pool connection, for
+   * disjoint conversations (a conversation's sends still commit one batch after another).
+   * 1 (the default) batches best: every send waiting joins the next batch, which is what
+   * keeps PostgreSQL's CPU per send low. More helps where COMMIT's flush is slow (a disk
+   * that takes milliseconds): while one batch waits for its flush the next executes, and
+   * PostgreSQL flushes their WAL together. THREADLINE_COMMIT_CONCURRENCY.
+   */
+  commitConcurrency?: number
+}
 
 /** How often a batch that PostgreSQL aborted as a deadlock or serialization failure is run again. */
 const TRANSIENT_RETRIES = 3
@@ -93,7 +95,7 @@ export class SendService {
   readonly #committedListeners: CommittedListener[] = []
 
   /** `telemetry`: told of each send's answer (`send`) and each commit (`commit`) */
-  constructor (store: Store, publish: Publish, log: Logger, telemetry?: Telemetry) {
+  constructor (store: Store, publish: Publish, log: Logger, telemetry?: Telemetry, options: SendServiceOptions = {}) {
     this.#store = store
     this.#publish = publish
     this.#log = log
@@ -124,7 +126,7 @@ export class SendService {
       maxQueued: MAX_QUEUED_SENDS,
       laneOf: item => item.lane,
       // PGlite is one connection: its batches run one at a time whatever we ask
-      concurrency: store.driver === 'pg' ? COMMIT_CONCURRENCY : 1,
+      concurrency: store.driver === 'pg' ? options.commitConcurrency ?? 1 : 1,
       keyOf: item => item.convId
     })
   }
