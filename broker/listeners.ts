@@ -18,6 +18,7 @@ import { ProxyHeaderMissing, readProxyHeader } from './proxy-protocol.js'
 import type { SocketBudget } from './socket-budget.js'
 import { limitPacketSize } from './patches/packet-size.js'
 import { boundWriteBuffer } from './patches/write-buffer.js'
+import { coalesceWrites } from './patches/coalesce-writes.js'
 
 /**
  * Largest packet before the CONNECT is accepted. A CONNECT carries a clientId (≤ 129
@@ -47,6 +48,7 @@ export interface EntryOptions {
 export const maxPacketBytes = (limits: ConnectionLimits): number => limits.maxPayloadBytes + PACKET_OVERHEAD_BYTES
 
 function handleConnection (broker: Aedes, conn: Duplex, req: IncomingMessage | undefined, limits: ConnectionLimits, buffered: () => number, log: Logger): void {
+  coalesceWrites(conn)
   const client = broker.handle(conn, req)
   const packetBytes = maxPacketBytes(limits)
   limitPacketSize(client, { packetBytes, beforeConnectBytes: Math.min(BEFORE_CONNECT_PACKET_BYTES, packetBytes) })
