@@ -19,6 +19,7 @@ import { ProxyHeaderMissing, readProxyHeader } from './proxy-protocol.js'
 import type { SocketBudget } from './socket-budget.js'
 import { limitPacketSize, type PacketLimits } from './patches/packet-size.js'
 import { boundWriteBuffer, type WriteBufferBound } from './patches/write-buffer.js'
+import { coalesceWrites } from './patches/coalesce-writes.js'
 
 /**
  * Largest packet before the CONNECT is accepted. A CONNECT carries a clientId (≤ 129
@@ -66,6 +67,7 @@ function boundsFor<C extends Duplex> (limits: ConnectionLimits, buffered: (conn:
 }
 
 function handleConnection<C extends Duplex> (broker: Aedes, conn: C, req: IncomingMessage | undefined, bounds: ConnectionBounds<C>): void {
+  coalesceWrites(conn)
   const client = broker.handle(conn, req)
   limitPacketSize(client, bounds.packets)
   boundWriteBuffer(client, bounds.writes)
