@@ -126,12 +126,16 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       new Promise((resolve, reject) => unbounded(args, (err) => (err ? reject(err) : resolve()))))
     // the send path's fan-out, one publish per recipient: callbacks all the way into Aedes;
     // in memory, conv/<c>/events only when someone could receive it (events-audience.ts)
-    const publishWithCallback = bounded?.publishWithCallback ?? unbounded
-    const audience = bounded === null ? new EventsAudience(broker) : null
-    const fanOut: FanOutPublish = (topic, payload, done) => {
-      const conv = audience !== null ? eventsConvOf(topic) : null
-      if (conv !== null && audience?.mayReach(topic, conv) === false) return done()
-      publishWithCallback([topic, payload], done)
+    let fanOut: FanOutPublish
+    if (bounded !== null) {
+      fanOut = (topic, payload, done) => bounded.publishWithCallback([topic, payload], done)
+    } else {
+      const audience = new EventsAudience(broker)
+      fanOut = (topic, payload, done) => {
+        const conv = eventsConvOf(topic)
+        if (conv !== null && !audience.mayReach(topic, conv)) return done()
+        broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, done)
+      }
     }
 
     const sends = new SendService(store, fanOut, log.child({ part: 'sends' }), telemetry, { commitConcurrency: config.commitConcurrency })
