@@ -131,6 +131,9 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       fanOut = (topic, payload, done) => bounded.publishWithCallback([topic, payload], done)
     } else {
       const audience = new EventsAudience(broker)
+      // the packet is built here rather than through `unbounded`: no argument tuple per
+      // recipient (folded together, two max-phase runs measured 39–44 µs/msg of broker CPU
+      // against 33–34 before; not told apart from noise, so left as it was)
       fanOut = (topic, payload, done) => {
         const conv = eventsConvOf(topic)
         if (conv !== null && !audience.mayReach(topic, conv)) return done()
