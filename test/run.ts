@@ -78,24 +78,56 @@ function runTap (args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     const child = spawn(bin, [...color, ...args], { cwd: root, env, stdio: ['inherit', 'pipe', 'inherit'] })
     tap = child
     let tail = ''
+    const failures = new FailureLog()
     child.stdout!.setEncoding('utf8')
     child.stdout!.on('data', (chunk: string) => {
       process.stdout.write(chunk)
+      failures.feed(chunk)
       tail = (tail + chunk).slice(-16_384)
     })
     child.on('error', reject)
     child.on('close', (code, signal) => {
       const exit = code ?? signalExitCode(signal)
-      process.stdout.write(`${tail.endsWith('\n') ? '' : '\n'}${summary(tail, exit)}\n`)
+      process.stdout.write(`${tail.endsWith('\n') ? '' : '\n'}${failures.report()}${summary(tail, exit)}\n`)
       resolve(exit)
     })
   })
 }
 
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g
+
+/**
+ * Every `not ok` line of the run, nested ones too, repeated at the very end: a CI log is often
+ * read from its tail only, and a failure 5,000 lines up is otherwise invisible there.
+ */
+class FailureLog {
+  #partial = ''
+  readonly #lines: string[] = []
+  #dropped = 0
+
+  feed (chunk: string): void {
+    const lines = (this.#partial + chunk).split('\n')
+    this.#partial = lines.pop() ?? ''
+    for (const line of lines) {
+      const plain = line.replace(ANSI, '')
+      if (!/^\s*not ok \d/.test(plain)) continue
+      // bounded: a run where everything fails still ends with a readable list
+      if (this.#lines.length < 200) this.#lines.push(plain.trimEnd())
+      else this.#dropped++
+    }
+  }
+
+  report (): string {
+    if (this.#lines.length === 0) return ''
+    const more = this.#dropped ? `\n  … and ${this.#dropped} more` : ''
+    return `\n[test] what failed (indented: the failing assertion inside the file or subtest below it):\n${this.#lines.join('\n')}${more}\n\n`
+  }
+}
+
 /** "N passed, M failed" from tap's closing `# { total: X, pass: Y, fail: Z }` line. */
 function summary (output: string, exit: number): string {
-  // eslint-disable-next-line no-control-regex
-  const plain = output.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+  const plain = output.replace(ANSI, '')
   const last = [...plain.matchAll(/^# \{ (.*) \}\s*$/gm)].at(-1)
   if (last?.[1] !== undefined) {
     const counts = new Map([...last[1].matchAll(/(\w+): (\d+)/g)].map(m => [m[1], Number(m[2])]))
