@@ -96,7 +96,7 @@ export async function listenTcp (broker: Aedes, port: number, host: string, limi
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog: entry.budget.backlog }, () => {
       server.off('error', reject)
       resolve()
     })

@@ -170,10 +170,11 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       checks: state.ping !== null ? [{ name: 'redis', check: state.ping }] : []
     })
     cleanups.push(() => app.close())
-    await app.listen({ port: config.httpPort, host: config.host })
+    const budget = new SocketBudget(config.maxConnections + SOCKET_HEADROOM, telemetry, log.child({ part: 'connections' }))
+    await app.listen({ port: config.httpPort, host: config.host, backlog: budget.backlog })
     const limits = { maxPayloadBytes: config.maxPayloadBytes, clientBufferBytes: config.clientBufferBytes }
     const entry = {
-      budget: new SocketBudget(config.maxConnections + SOCKET_HEADROOM, telemetry, log.child({ part: 'connections' })),
+      budget,
       trust: new ProxyTrust(config.trustProxy),
       connectTimeoutMs: config.connectTimeoutMs,
       telemetry

@@ -25,6 +25,16 @@ export class SocketBudget {
 
   get open (): number { return this.#open }
 
+  /**
+   * The listen backlog of the ports this budget counts: room for every socket it would
+   * admit, as HAProxy sizes its backlog from maxconn. Node's default of 511 overflows in a
+   * reconnect storm while the event loop is busy with the CONNECTs before it; the kernel
+   * then drops the handshakes past it, or answers them with SYN cookies that can fail
+   * later, and those clients see ECONNRESET with nothing in the node's logs or metrics.
+   * Linux caps it at net.core.somaxconn (docs/operations.md).
+   */
+  get backlog (): number { return this.max }
+
   /** Counts `socket` until it closes; false (and the socket destroyed) past the budget. */
   admit (socket: Socket): boolean {
     if (this.#open >= this.max) {

@@ -33,14 +33,21 @@ class Device {
   connack: { returnCode: number, sessionPresent: boolean, ms: number } | null = null
   subacked = false
   errors = 0
+  /** the code of the last socket error (ECONNRESET, …), for the failure report */
+  lastError = ''
 
   constructor (readonly user: string) {}
 
   connect (port: number, password: string, started: number): void {
     this.connack = null
+    this.errors = 0
+    this.lastError = ''
     const socket = net.connect(port, '127.0.0.1')
     this.socket = socket
-    socket.on('error', () => { this.errors++ })
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.errors++
+      this.lastError = err.code ?? err.message
+    })
     socket.once('connect', () => socket.write(connectPacket({ clientId: `${this.user}:phone`, clean: false, username: this.user, password, keepaliveS: 600 })))
     framePackets(socket, (first, body) => {
       const type = first >> 4
@@ -139,7 +146,6 @@ t.test(`a reconnect storm of ${DEVICES} persistent sessions after a node restart
   // on another database, so that its own queries are not counted
   const admin = new pg.Client({ connectionString: adminUrl() as string })
   await admin.connect()
-  t.teardown(() => admin.end())
   const datname = new URL(db.url).pathname.slice(1)
   const transactions = async (): Promise<number> => {
     await admin.query('SELECT pg_stat_clear_snapshot()')
@@ -150,7 +156,6 @@ t.test(`a reconnect storm of ${DEVICES} persistent sessions after a node restart
   const transactionsBefore = await transactions()
   let peakBackends = 0
   let sampling = true
-  t.teardown(() => { sampling = false })
   const sampler = (async () => {
     for (;;) {
       const r = await admin.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [datname])
@@ -159,6 +164,12 @@ t.test(`a reconnect storm of ${DEVICES} persistent sessions after a node restart
       await delay(20)
     }
   })()
+  // the sampler's query in flight must end before its client does
+  t.teardown(async () => {
+    sampling = false
+    await sampler.catch(() => {})
+    await admin.end()
+  })
 
   // 5. the storm: every device at once (in slices of 500 a tick, so the accept queue is read between them)
   const started = performance.now()
@@ -167,17 +178,24 @@ t.test(`a reconnect storm of ${DEVICES} persistent sessions after a node restart
     await new Promise(resolve => setImmediate(resolve))
   }
   const fired = performance.now() - started
-  await waitFor(() => devices.every(d => d.connack !== null || d.errors > 0), 'every device to get its CONNACK', WAIT_MS, 5)
-  const allConnected = performance.now() - started
-  await waitFor(() => devices.every(d => d.events.length >= 2), 'every device to get both messages again', WAIT_MS, 5).catch((err: unknown) => {
+  // a failed wait says where every device stands and what the node counted
+  const explain = async (err: unknown): Promise<never> => {
     const by = new Map<string, number>()
     for (const d of devices) {
-      const key = `rc=${d.connack?.returnCode} present=${d.connack?.sessionPresent} events=${d.events.join('+')} errors=${d.errors}`
+      const socket = d.socket === null ? 'none' : d.socket.destroyed ? 'closed' : d.socket.connecting ? 'connecting' : `open(read ${d.socket.bytesRead} B)`
+      const key = `rc=${d.connack?.returnCode} present=${d.connack?.sessionPresent} events=${d.events.join('+')} errors=${d.errors}${d.lastError ? ` (${d.lastError})` : ''} socket=${socket}`
       by.set(key, (by.get(key) ?? 0) + 1)
     }
     t.comment([...by].map(([k, n]) => `${n} × ${k}`).join('\n'))
+    t.comment(node.output.filter(line => /"level":(40|50)/.test(line)).slice(-20).join('\n'))
+    const adminToken = tokens.sign({ sub: `admin${run}`, role: 'admin' }, 600)
+    const metrics = await fetch(`http://127.0.0.1:${node.httpPort}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } }).then(async r => await r.text(), (e: unknown) => String(e))
+    t.comment(metrics.split('\n').filter(line => /^threadline_(connections|sessions)/.test(line)).join('\n'))
     throw err
-  })
+  }
+  await waitFor(() => devices.every(d => d.connack !== null || d.errors > 0), 'every device to get its CONNACK', WAIT_MS, 5).catch(explain)
+  const allConnected = performance.now() - started
+  await waitFor(() => devices.every(d => d.events.length >= 2), 'every device to get both messages again', WAIT_MS, 5).catch(explain)
   const allDelivered = performance.now() - started
   sampling = false
   await sampler
