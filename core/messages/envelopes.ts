@@ -27,6 +27,18 @@ export function bodyOf (req: SendRequest): Record<string, unknown> {
   }
 }
 
+// The events of one committed batch share one created_at (the transaction's now(), one
+// Date object): formatted once per batch rather than once per event.
+let lastTime: Date | string | null = null
+let lastIso = ''
+function isoOf (time: Date | string): string {
+  if (time !== lastTime) {
+    lastIso = new Date(time).toISOString()
+    lastTime = time
+  }
+  return lastIso
+}
+
 export function toEnvelope (row: EventRow): EventEnvelope {
   return {
     t: 'event',
@@ -37,7 +49,7 @@ export function toEnvelope (row: EventRow): EventEnvelope {
     type: row.type,
     ...row.body,
     ...(row.target_seq !== null ? { target_seq: row.target_seq } : {}),
-    ts: new Date(row.created_at).toISOString()
+    ts: isoOf(row.created_at)
   }
 }
 

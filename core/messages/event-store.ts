@@ -34,7 +34,10 @@ interface Outcome {
   o_type: EventRow['type'] | null
   o_body: Record<string, unknown> | null
   o_target_seq: number | null
+  /** code 2: when the stored send was stored */
   o_created_at: Date | null
+  /** on the first row only: the transaction's now(), the created_at of every event stored by the batch */
+  o_now: Date | null
   /** on a conversation's first stored item */
   o_members: string[] | null
 }
@@ -53,15 +56,22 @@ function itemsParam (items: readonly PendingSend[], bodies: ReadonlyArray<Record
   })))
 }
 
+const COMMIT_SENDS = `SELECT o_i, o_code, o_seq, o_ref, o_type, o_body, o_target_seq,
+  CASE WHEN o_code = 2 THEN o_created_at END AS o_created_at,
+  CASE WHEN o_i = 1 THEN now() END AS o_now,
+  o_members
+  FROM threadline_commit_sends($1::jsonb)`
+
 export async function commitBatch (q: Queryable, items: readonly PendingSend[]): Promise<CommitResult[]> {
   if (items.length === 0) return []
   const bodies = items.map(i => bodyOf(i.req))
-  const rows = await q.query<Outcome>('SELECT * FROM threadline_commit_sends($1::jsonb)', [itemsParam(items, bodies)])
+  // The function answers now() as every stored row's created_at: the driver would parse
+  // that same timestamp once per row, so it is asked for once, on the first row.
+  const rows = await q.query<Outcome>(COMMIT_SENDS, [itemsParam(items, bodies)])
   const members = new Map<string, readonly string[]>()
-  let createdAt: Date | undefined
+  const createdAt = rows[0]?.o_now as Date
   for (const r of rows) {
     if (r.o_members !== null) members.set((items[r.o_i - 1] as PendingSend).convId, r.o_members)
-    if (r.o_code === 1) createdAt ??= r.o_created_at as Date
   }
   const results: CommitResult[] = []
   for (let k = 0; k < items.length; k++) {
