@@ -35,6 +35,8 @@ export interface Config {
   readonly sendBurst: number
   /** group-commit batches in flight at once on PostgreSQL, for disjoint conversations (PGlite: always 1) */
   readonly commitConcurrency: number
+  /** ms a batch waits for more sends when one just committed and few wait (0: never) */
+  readonly commitGatherMs: number
   readonly maxGroupMembers: number
   /** per persistent session, events kept for an offline device (PostgreSQL stays the record) */
   readonly offlineQueueMax: number
@@ -246,6 +248,7 @@ export function loadConfig (env: Env = process.env, plugins: ReadonlyArray<Threa
     sendRatePerS: integer(env, 'THREADLINE_SEND_RATE', 20, 1, 1_000_000),
     sendBurst: integer(env, 'THREADLINE_SEND_BURST', 100, 1, 1_000_000),
     commitConcurrency: integer(env, 'THREADLINE_COMMIT_CONCURRENCY', 1, 1, 8),
+    commitGatherMs: integer(env, 'THREADLINE_COMMIT_GATHER_MS', 0, 0, 50),
     maxGroupMembers: integer(env, 'THREADLINE_MAX_GROUP_MEMBERS', 256, 2, 100_000),
     offlineQueueMax: integer(env, 'THREADLINE_OFFLINE_QUEUE_MAX', 1000, 1, 1_000_000),
     // 1 s upwards so tests can watch a session expire; 10 years is "never" in practice

@@ -141,7 +141,7 @@ export async function startThreadline (config: Config, log: Logger = createLogge
       }
     }
 
-    const sends = new SendService(store, fanOut, log.child({ part: 'sends' }), telemetry, { commitConcurrency: config.commitConcurrency })
+    const sends = new SendService(store, fanOut, log.child({ part: 'sends' }), telemetry, { commitConcurrency: config.commitConcurrency, commitGatherMs: config.commitGatherMs })
     cleanups.push(() => sends.drain())
     const services = new Services()
     services.provide(TELEMETRY, telemetry)

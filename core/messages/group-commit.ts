@@ -32,7 +32,16 @@ export interface GroupCommitterOptions<I> {
   concurrency?: number
   /** what two batches in flight at once must not share (default: every item the same key) */
   keyOf?: (item: I) => string
+  /**
+   * PostgreSQL's commit_delay at our level: when a batch finished less than this many ms
+   * ago and fewer than GATHER_ENOUGH items wait, the next batch waits out the rest of
+   * this time for more to join. A lone send on an idle node never waits. 0: never.
+   */
+  gatherMs?: number
 }
+
+/** queued items that start a batch at once, whatever gatherMs says */
+export const GATHER_ENOUGH = 8
 
 export class GroupCommitter<I, O> {
   readonly #flush: (items: I[]) => Promise<O[]>
@@ -56,6 +65,11 @@ export class GroupCommitter<I, O> {
   #idleWaiters: Array<() => void> = []
   /** lanes whose earlier item failed: whatever they submit now fails too */
   readonly #failedLanes = new WeakMap<object, unknown>()
+  readonly #gatherMs: number
+  /** performance.now() when the last batch finished */
+  #lastFinished = -Infinity
+  /** the pump waiting out a gathering window */
+  #gathering: NodeJS.Timeout | null = null
 
   /** flush must answer one output per input, in order; if it throws, every item of the batch fails. */
   constructor (flush: (items: I[]) => Promise<O[]>, options: GroupCommitterOptions<I> = {}) {
@@ -65,6 +79,7 @@ export class GroupCommitter<I, O> {
     this.#laneOf = options.laneOf ?? (() => undefined)
     this.#concurrency = Math.max(1, options.concurrency ?? 1)
     this.#keyOf = options.keyOf ?? (() => '')
+    this.#gatherMs = options.gatherMs ?? 0
   }
 
   /** Enqueues synchronously: the order of submit() calls is the commit order. */
@@ -102,6 +117,7 @@ export class GroupCommitter<I, O> {
   }
 
   #pump (): void {
+    if (this.#gathers()) return
     while (this.#inFlight < this.#concurrency && this.#queue.length > 0) {
       const batch = this.#take()
       if (batch.length === 0) break // everything queued waits for a key in flight
@@ -109,6 +125,25 @@ export class GroupCommitter<I, O> {
       void this.#run(batch)
     }
     if (this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake()
+  }
+
+  /** Whether the next batch waits for more items (gatherMs): then a timer pumps later. */
+  #gathers (): boolean {
+    if (this.#gatherMs <= 0 || this.#inFlight > 0 || this.#queue.length === 0 || this.#queue.length >= GATHER_ENOUGH) {
+      if (this.#gathering !== null) {
+        clearTimeout(this.#gathering)
+        this.#gathering = null
+      }
+      return false
+    }
+    const left = this.#lastFinished + this.#gatherMs - performance.now()
+    if (left <= 0) return false
+    this.#gathering ??= setTimeout(() => {
+      this.#gathering = null
+      this.#lastFinished = -Infinity
+      this.#pump()
+    }, left)
+    return true
   }
 
   /** The next batch: the queue's head, leaving for later the items whose key is in flight. */
@@ -150,6 +185,7 @@ export class GroupCommitter<I, O> {
       this.#flushing -= batch.length
       for (const key of keys) this.#busy.delete(key)
       this.#inFlight--
+      this.#lastFinished = performance.now()
       this.#admitHeld()
       this.#pump()
     }

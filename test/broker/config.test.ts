@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../../broker/config.js'
 
 t.test('defaults are the embedded ones of DESIGN.md §7', async (t) => {
   const c = loadConfig({})
-  t.match(c, { mqttPort: 1883, httpPort: 8080, host: '0.0.0.0', jwtSecret: null, openTopics: 'none', databaseUrl: null, redisUrl: null, maxPayloadBytes: 65536, sendRatePerS: 20, sendBurst: 100, commitConcurrency: 1, plugins: { receipts: { windowMs: 500 } } })
+  t.match(c, { mqttPort: 1883, httpPort: 8080, host: '0.0.0.0', jwtSecret: null, openTopics: 'none', databaseUrl: null, redisUrl: null, maxPayloadBytes: 65536, sendRatePerS: 20, sendBurst: 100, commitConcurrency: 1, commitGatherMs: 0, plugins: { receipts: { windowMs: 500 } } })
   t.ok(c.dataDir.endsWith('/data'))
   t.ok(Object.isFrozen(c), 'frozen once validated')
 })
@@ -28,6 +28,8 @@ t.test('every wrong value stops with a message that names the variable', async (
     ['THREADLINE_SEND_BURST', '1.5', /whole number/],
     ['THREADLINE_COMMIT_CONCURRENCY', '0', /between 1 and 8/],
     ['THREADLINE_COMMIT_CONCURRENCY', 'many', /whole number/],
+    ['THREADLINE_COMMIT_GATHER_MS', '51', /between 0 and 50/],
+    ['THREADLINE_COMMIT_GATHER_MS', '0.5', /whole number/],
     ['THREADLINE_RECEIPT_WINDOW_MS', 'soon', /whole number/],
     ['THREADLINE_PUSH_WINDOW_MS', '9999999', /between/],
     ['THREADLINE_LOG_LEVEL', 'loud', /one of/],

@@ -2,7 +2,7 @@
 // generic over what it commits, and these are its own rules (batching, order, failure,
 // lanes, the queue cap), apart from any store.
 import t from 'tap'
-import { GroupCommitter } from '../../core/messages/group-commit.js'
+import { GATHER_ENOUGH, GroupCommitter } from '../../core/messages/group-commit.js'
 
 interface Item { id: number, lane?: object }
 
@@ -176,4 +176,56 @@ t.test('with concurrency, a pump looks at no more than maxBatch queued items: a 
   ;(await g.batch(2)).open()
   t.same(await Promise.all([first, ...rest]), ['ok 1', 'ok 2', 'ok 3', 'ok 4'])
   t.same(g.batches, [[1], [2, 3], [4]])
+})
+
+/** lets every pending microtask and immediate run: what would start at once has started */
+const settle = async (): Promise<void> => { for (let i = 0; i < 3; i++) await new Promise(resolve => setImmediate(resolve)) }
+
+t.test('gatherMs: a send to an idle committer is flushed at once, however long the window', async (t) => {
+  const g = gatedFlush()
+  const gc = new GroupCommitter<Item, string>(g.flush, { gatherMs: 60_000 })
+  const one = gc.submit({ id: 1 })
+  await settle()
+  t.same(g.batches, [[1]], 'no batch had finished: nothing to gather behind')
+  ;(await g.batch(0)).open()
+  t.equal(await one, 'ok 1')
+})
+
+t.test(`gatherMs: after a batch, fewer than ${GATHER_ENOUGH} waiting sends wait for more; the ${GATHER_ENOUGH}th starts the batch at once`, async (t) => {
+  const g = gatedFlush()
+  const gc = new GroupCommitter<Item, string>(g.flush, { gatherMs: 60_000 })
+  const all = [gc.submit({ id: 1 })]
+  const b0 = await g.batch(0)
+  all.push(gc.submit({ id: 2 }))
+  b0.open()
+  await settle()
+  t.same(g.batches, [[1]], 'one send waiting: it waits for company')
+  for (let id = 3; id <= GATHER_ENOUGH; id++) all.push(gc.submit({ id }))
+  await settle()
+  t.equal(g.batches.length, 1, `${GATHER_ENOUGH - 1} waiting: still gathering`)
+  all.push(gc.submit({ id: GATHER_ENOUGH + 1 }))
+  ;(await g.batch(1)).open()
+  t.same(g.batches[1], Array.from({ length: GATHER_ENOUGH }, (_, i) => i + 2), 'the batch holds every gathered send, in order')
+  t.same(await Promise.all(all), Array.from({ length: GATHER_ENOUGH + 1 }, (_, i) => `ok ${i + 1}`))
+})
+
+t.test('gatherMs: when the window ends, the batch goes with what gathered, and drain waits for it', async (t) => {
+  const g = gatedFlush()
+  const gatherMs = 40
+  const gc = new GroupCommitter<Item, string>(g.flush, { gatherMs })
+  const first = gc.submit({ id: 1 })
+  const b0 = await g.batch(0)
+  const second = gc.submit({ id: 2 })
+  const finished = performance.now()
+  b0.open()
+  await first
+  const drained = gc.drain()
+  const b1 = await g.batch(1)
+  // timers may fire up to a millisecond early by performance.now()
+  t.ok(performance.now() - finished >= gatherMs - 1, 'the second batch started when the window ended')
+  t.same(g.batches, [[1], [2]])
+  b1.open()
+  t.equal(await second, 'ok 2')
+  await drained
+  t.equal(gc.pending, 0)
 })
