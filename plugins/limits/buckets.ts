@@ -69,9 +69,12 @@ export class MemoryBuckets implements BucketStore {
     const now = this.#now()
     const k = limit.name + '\u0000' + key
     const tat = this.#tats.get(k)
-    const next = (tat === undefined || tat < now ? now : tat) + limit.intervalMs
-    const over = next - now - limit.burst * limit.intervalMs
+    // from the time still owed, not from now + … - now: with a fractional `now` that sum
+    // can round up by 1e-11, and a full bucket of burst 1 then refused its one token
+    const owed = (tat === undefined || tat < now ? 0 : tat - now) + limit.intervalMs
+    const over = owed - limit.burst * limit.intervalMs
     if (over > 0) return Math.ceil(over)
+    const next = now + owed
     if (tat !== undefined) this.#tats.delete(k)
     this.#tats.set(k, next)
     if (this.#tats.size > this.#maxKeys) this.#tats.delete(this.#tats.keys().next().value as string)

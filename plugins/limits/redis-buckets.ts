@@ -25,8 +25,10 @@ local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local interval = tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local nextTat = tat + interval
-local over = nextTat - now - tonumber(ARGV[2]) * interval
+-- from the time still owed (see buckets.ts): now + interval - now can round past interval
+local owed = (tat - now) + interval
+local nextTat = now + owed
+local over = owed - tonumber(ARGV[2]) * interval
 if over > 0 then return math.max(1, math.ceil(over)) end
 redis.call('SET', KEYS[1], string.format('%.3f', nextTat), 'PX', math.max(1, math.ceil(nextTat - now)))
 return 0
