@@ -37,3 +37,16 @@ export function openFilesLimit (): number | null {
   const m = /^Max open files\s+(\d+|unlimited)\s/m.exec(text)
   return m === null || m[1] === 'unlimited' ? null : Number(m[1])
 }
+
+/**
+ * Linux's cap on every listen backlog (net.core.somaxconn), or null when it can't be read
+ * (not Linux): the kernel silently shortens a longer backlog to it.
+ */
+export function listenBacklogCap (): number | null {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim())
+    return Number.isInteger(n) && n > 0 ? n : null
+  } catch {
+    return null
+  }
+}

@@ -20,7 +20,7 @@ import { logConnections } from './connection-log.js'
 import { ProxyTrust } from './client-address.js'
 import { ConnectionGate } from './connection-gate.js'
 import { SocketBudget } from './socket-budget.js'
-import { SOCKET_HEADROOM } from './open-files.js'
+import { SOCKET_HEADROOM, listenBacklogCap } from './open-files.js'
 import { dropRawChatPackets } from './patches/drop-raw-chat-packets.js'
 import { paceSessionReplay } from './patches/write-buffer.js'
 import { skipChatRetainedLookups } from './patches/retained-chat-topics.js'
@@ -188,7 +188,13 @@ export async function startThreadline (config: Config, log: Logger = createLogge
     const httpPort = (app.server.address() as net.AddressInfo).port
     // trustProxy named here: a node that trusts a proxy refuses its MQTT connections that carry no PROXY header
     const trusting = config.trustProxy.length > 0 ? { trustProxy: config.trustProxy } : {}
-    log.info({ mqttPort, httpPort, host: config.host, maxConnections: config.maxConnections, ...trusting, store: store.driver, redis: config.redisUrl !== null, plugins: registry.names }, 'threadline is up')
+    const backlogCap = listenBacklogCap()
+    const listenBacklog = backlogCap === null ? budget.backlog : Math.min(budget.backlog, backlogCap)
+    // as Redis warns of its tcp-backlog: said once, at startup, where an operator looks
+    if (listenBacklog < budget.backlog) {
+      log.info({ listenBacklog, asked: budget.backlog }, `listen backlog capped by net.core.somaxconn: a reconnect storm of more than ${listenBacklog} devices at once waits for SYN retransmits; for a node this size, sysctl -w net.core.somaxconn=${budget.backlog}`)
+    }
+    log.info({ mqttPort, httpPort, host: config.host, maxConnections: config.maxConnections, listenBacklog, ...trusting, store: store.driver, redis: config.redisUrl !== null, plugins: registry.names }, 'threadline is up')
 
     let closing: Promise<void> | null = null
     return {

@@ -7,12 +7,14 @@
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import t from 'tap'
+import { SOCKET_HEADROOM } from '../../broker/open-files.js'
 import { createTokenService } from '../../core/tokens.js'
 import { TEST_SECRET } from '../helpers/node.js'
 import { createDatabase } from '../helpers/pg-database.js'
 import { connectPacket, framePackets } from '../helpers/raw-mqtt.js'
 import { spawnServer } from '../helpers/spawn-node.js'
 import { waitFor } from '../helpers/wait.js'
+import { startLoggedNode } from './helpers.js'
 
 // above Node's default backlog of 511 and below the node's (1000 + 512); Linux caps every
 // backlog at net.core.somaxconn (4096 by default since 5.4, 128 before), which a test can't raise
@@ -80,4 +82,16 @@ t.test(`${PER_PORT} connections per port arriving while the node is frozen are a
   await waitFor(() => answered === PER_PORT, 'every queued HTTP connection to get 200', 60_000)
     .catch(counted(() => `${answered} answers`))
   t.equal(errors, 0, 'no connection was reset')
+})
+
+t.test('the startup line names the listen backlog; one capped by net.core.somaxconn is said, with the sysctl that lifts it', async (t) => {
+  for (const max of [1000, 10_000]) {
+    const { lines } = await startLoggedNode(t, { THREADLINE_MAX_CONNECTIONS: String(max) })
+    const asked = max + SOCKET_HEADROOM
+    const up = lines.find(l => l.msg === 'threadline is up')
+    t.equal(up?.listenBacklog, Math.min(asked, SOMAXCONN), `max ${max}: the backlog in effect`)
+    const capped = lines.filter(l => l.msg.startsWith('listen backlog capped'))
+    if (asked > SOMAXCONN) t.match(capped, [{ level: 30, listenBacklog: SOMAXCONN, asked, msg: new RegExp(`sysctl -w net.core.somaxconn=${asked}$`) }], `max ${max}: capped, and said once`)
+    else t.same(capped, [], `max ${max}: nothing capped, nothing said`)
+  }
 })
