@@ -4,10 +4,9 @@
 // handshakes, or answers them with SYN cookies that can fail later as ECONNRESET (what a
 // 5,000-device storm on a busy machine met). The node is frozen with SIGSTOP, so nothing
 // is accepted: every handshake that completes meanwhile was queued by the kernel.
-import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import t from 'tap'
-import { SOCKET_HEADROOM } from '../../broker/open-files.js'
+import { SOCKET_HEADROOM, listenBacklogCap } from '../../broker/open-files.js'
 import { createTokenService } from '../../core/tokens.js'
 import { TEST_SECRET } from '../helpers/node.js'
 import { createDatabase } from '../helpers/pg-database.js'
@@ -18,7 +17,7 @@ import { startLoggedNode } from './helpers.js'
 
 // above Node's default backlog of 511 and below the node's (1000 + 512); Linux caps every
 // backlog at net.core.somaxconn (4096 by default since 5.4, 128 before), which a test can't raise
-const SOMAXCONN = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'))
+const SOMAXCONN = listenBacklogCap() ?? Infinity
 const PER_PORT = Math.min(800, SOMAXCONN)
 
 t.test(`${PER_PORT} connections per port arriving while the node is frozen are all queued, then served`, async (t) => {
